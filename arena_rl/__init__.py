@@ -1,0 +1,1 @@
+"""arena_rl: an offline arena for incentive-design research."""

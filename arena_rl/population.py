@@ -1,0 +1,427 @@
+"""The synthetic user population: persona traits -> user-state arrays, one vectorised day step.
+
+Users live in ``(n_arms, users_per_arm)`` float32 arrays. Column ``j`` of every arm holds users
+of the same segment who enrol on the same day: a randomised block design, so arms are balanced
+across segments and enrolment by construction while every user's traits are drawn
+independently. Users are sorted by enrolment day, so the enrolled users are always a prefix
+``[:, :n_enrolled]`` and a day touches only them. Per-arm economy values broadcast as
+``(n_arms, 1)`` columns: one day is a few dozen whole-array operations, no Python loop over
+users or arms. The equations, and the behavioural findings each stands for, are in
+``docs/population.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from arena_rl.economy import ECONOMY_KEYS
+from arena_rl.specs import TRAITS, Behaviour, Distribution, PopulationSpec, Scenario
+
+F32 = np.float32
+LN2 = math.log(2.0)
+SCRATCH_F32 = ("f1", "f2", "utility", "logit", "p_active", "scans", "counted",
+               "feedback", "useful", "xp")  # fmt: skip
+WEEK_MASK = np.uint8(0x7F)
+"""Bits of ``Population.recent`` that cover the last seven days (bit 0 = today)."""
+
+_K = {key: i for i, key in enumerate(ECONOMY_KEYS)}
+STATE_FIELDS = (
+    "intrinsic_now", "reference", "streak", "alive", "mission_progress",
+    "scans_today", "scans_total", "active_days", "xp_total", "feedback_total",
+    "useful_total", "missions_assigned", "missions_completed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    """Per-arm totals of one simulated day; every array has shape (n_arms,)."""
+
+    day: int
+    enrolled: int
+    active: np.ndarray
+    scans: np.ndarray
+    xp: np.ndarray
+    value: np.ndarray
+    """Scenario objective earned today, per enrolled user of the arm (the step's reward)."""
+
+
+def _draw(dist: Distribution, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    if dist.kind == "constant":
+        out = np.full(shape, dist.a)
+    elif dist.kind == "normal":
+        out = rng.normal(dist.a, dist.b, shape)
+    elif dist.kind == "lognormal":
+        out = dist.a * np.exp(rng.normal(0.0, dist.b, shape))
+    else:
+        out = rng.beta(dist.a, dist.b, shape)
+    return np.maximum(out, dist.lower)
+
+
+def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Segment of each column: exact shares by largest remainder, in random order."""
+    raw = shares * m
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(counts - raw)[: m - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.arange(len(shares)), counts))
+
+
+def _uniforms(rng: np.random.Generator, shape: tuple[int, int]) -> list[np.ndarray]:
+    """Three independent uniforms per user on (0, 1), 16 bits each, from one 64-bit draw.
+
+    Three float draws cost ~10 ns a user; slicing one raw 64-bit word costs ~4 ns, and 16 bits
+    (steps of 1.5e-5) are finer than any probability the model distinguishes.
+    """
+    raw = rng.bit_generator.random_raw(shape[0] * shape[1]).view(np.uint16)
+    words = raw.reshape(shape[0], shape[1], 4).transpose(2, 0, 1)[:3].astype(F32)
+    words *= F32(1 / 65536)
+    words += F32(0.5 / 65536)
+    return list(words)
+
+
+class _EconomyResponse:
+    """Everything about users' behaviour that depends on the economy but not on their state.
+
+    Recomputed only when an arm's economy changes, so a static economy costs nothing here.
+    Per-arm values are (n_arms, 1) columns; per-user values are (n_arms, users_per_arm).
+    """
+
+    def __init__(self, economy: np.ndarray, traits: dict[str, np.ndarray], b: Behaviour) -> None:
+        self.economy = economy.copy()
+        e = {k: economy[:, i : i + 1].astype(F32) for k, i in _K.items()}
+        self.per_arm = e
+
+        def lever(rate: float, elasticity: float, key: str, default: float) -> np.ndarray:
+            # per-arm expected count: diminishing (log) response to the key's XP, 1x at default
+            gain = np.log1p(e[key] / F32(default)) - F32(LN2)
+            return F32(rate) * np.maximum(F32(1) + F32(elasticity) * gain, F32(0))
+
+        issues = lever(b.issue_rate, b.issue_elasticity, "issueReportXp", 25.0)
+        statuses = lever(b.status_rate, b.status_elasticity, "statusReportXp", 20.0)
+        self.reports = issues + statuses
+        self.photo_xp = e["photoXp"] * lever(b.photo_rate, b.photo_elasticity, "photoXp", 10.0)
+        self.daily_xp = e["firstScanOfDayXp"] + e["issueReportXp"] * issues
+        self.daily_xp += e["statusReportXp"] * statuses
+
+        # the incentive of one more scan (feedback) is its XP while the user's usual volume
+        # stays under the daily cap; effort responds to it with diminishing (log) returns
+        base_scans, base_share = traits["scan_rate"], traits["feedback_rate"]
+        scan_cap, feedback_cap = e["scanDailyCap"], e["feedbackDailyCap"]
+        scan_incentive = e["scanXp"] * np.minimum(scan_cap / base_scans, F32(1))
+        feedback_incentive = e["feedbackXp"] * np.minimum(
+            feedback_cap / (base_scans * base_share + F32(1e-3)), F32(1)
+        )
+        scan_gain = np.log1p(scan_incentive * F32(1 / 10)) - F32(LN2)
+        feedback_gain = np.log1p(feedback_incentive * F32(1 / 15)) - F32(LN2)
+        mean_scans = base_scans * np.maximum(
+            F32(1) + traits["scan_elasticity"] * scan_gain, F32(0.1)
+        )
+        self.mean_scans = np.maximum(mean_scans, F32(1.001))
+        self.log_stay = np.log((self.mean_scans - F32(1)) / self.mean_scans)
+        self.feedback_share = np.minimum(
+            base_share * np.maximum(F32(1) + traits["feedback_elasticity"] * feedback_gain, F32(0)),
+            F32(1),
+        )
+        # the XP a user expects from an active day, before any streak bonus
+        self.anticipated = (
+            e["scanXp"] * np.minimum(self.mean_scans, scan_cap)
+            + e["feedbackXp"] * np.minimum(self.mean_scans * self.feedback_share, feedback_cap)
+            + self.photo_xp * self.mean_scans
+            + self.daily_xp
+        )
+
+
+class Population:
+    """User state of every arm of one experiment, stepped one day at a time.
+
+    Args:
+        spec: the persona preset.
+        scenario: objective weights and the interference switch.
+        n_arms: control plus one arm per treatment variant.
+        seed: root seed; traits, enrolment and daily draws come from spawned streams.
+        n_users: total users over all arms (default: the preset's); each arm gets
+            ``n_users // n_arms``.
+        twins: ground-truth mode: every arm gets the *same* users and the same daily random
+            draws (common random numbers), so arms differ only by their economy.
+    """
+
+    def __init__(
+        self,
+        spec: PopulationSpec,
+        scenario: Scenario,
+        n_arms: int,
+        seed: int | np.random.SeedSequence = 0,
+        n_users: int | None = None,
+        twins: bool = False,
+    ) -> None:
+        if n_arms < 1:
+            raise ValueError(f"n_arms must be >= 1, got {n_arms}")
+        total = spec.n_users if n_users is None else n_users
+        m = total // n_arms
+        if m < 1:
+            raise ValueError(f"n_users={total} is too few for {n_arms} arms")
+        self.spec, self.scenario = spec, scenario
+        self.n_arms, self.users_per_arm, self.twins = n_arms, m, twins
+        seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        trait_seq, enrol_seq, day_seq = seq.spawn(3)
+        enrol_rng = np.random.default_rng(enrol_seq)
+        self._rng = np.random.default_rng(day_seq)
+
+        shares = np.array([s.share for s in spec.segments])
+        self.segment = _block_segments(shares, m, enrol_rng)
+        late = enrol_rng.random(m) >= spec.initial_share
+        enrol = np.where(late, enrol_rng.integers(1, spec.enrol_days + 1, m), 0)
+        if spec.enrol_days == 0:
+            enrol[:] = 0
+        order = np.argsort(enrol, kind="stable")
+        self.segment, self.enrol_day = self.segment[order].astype(np.int8), enrol[order]
+
+        rows = 1 if twins else n_arms
+        self.traits: dict[str, np.ndarray] = {}
+        trait_rng = np.random.default_rng(trait_seq)
+        for trait in TRAITS:
+            values = np.empty((rows, m))
+            for s, seg in enumerate(spec.segments):
+                cols = self.segment == s
+                values[:, cols] = _draw(getattr(seg, trait), trait_rng, (rows, int(cols.sum())))
+            self.traits[trait] = np.ascontiguousarray(np.broadcast_to(values, (n_arms, m)), F32)
+        self.traits["loss_aversion"] -= F32(1.0)  # only the excess over 1 is ever used
+
+        shape = (n_arms, m)
+        for name in STATE_FIELDS:
+            setattr(self, name, np.zeros(shape, F32))
+        self.intrinsic_now[:] = self.traits["intrinsic"]
+        self.recent = np.zeros(shape, np.uint8)  # activity bits of the last 8 days
+        self.alive[:] = 1.0
+        self.day = 0
+        self.n_enrolled = 0
+        self.novelty = np.zeros((n_arms, 1), F32)
+        self._last_economy: np.ndarray | None = None
+        self._response: _EconomyResponse | None = None
+        self._scratch = {name: np.zeros(shape, F32) for name in SCRATCH_F32}
+        self._scratch.update(
+            {name: np.zeros(shape, bool) for name in ("active", "churned", "done")}
+        )
+
+    # state arrays are created by name in __init__; declare them for type checkers
+    intrinsic_now: np.ndarray
+    reference: np.ndarray
+    streak: np.ndarray
+    alive: np.ndarray
+    mission_progress: np.ndarray
+    scans_today: np.ndarray
+    scans_total: np.ndarray
+    active_days: np.ndarray
+    xp_total: np.ndarray
+    feedback_total: np.ndarray
+    useful_total: np.ndarray
+    missions_assigned: np.ndarray
+    missions_completed: np.ndarray
+
+    def enrolled_by(self, day: int) -> int:
+        """Users per arm enrolled on or before ``day``."""
+        return int(np.searchsorted(self.enrol_day, day, side="right"))
+
+    def state_nbytes(self) -> int:
+        """Bytes held per user array: traits, state, cached economy response and scratch."""
+        arrays = [*self.traits.values(), self.recent, *(getattr(self, f) for f in STATE_FIELDS)]
+        arrays += [*self._scratch.values()]
+        if self._response is not None:
+            arrays += [v for v in vars(self._response).values() if isinstance(v, np.ndarray)]
+        return sum(a.nbytes for a in arrays if a.shape and a.shape[-1] == self.users_per_arm)
+
+    def _update_novelty(self, economy: np.ndarray) -> None:
+        b = self.spec.behaviour
+        self.novelty *= F32(0.5 ** (1.0 / b.novelty_halflife_days))
+        if self._last_economy is not None:
+            change = np.abs(np.log1p(economy) - np.log1p(self._last_economy)).mean(axis=1)
+            self.novelty += F32(b.novelty_gain) * change[:, None].astype(F32)
+        self._last_economy = economy.copy()
+
+    def _arm_shift(self, utility: np.ndarray) -> np.ndarray:
+        """Per-arm logit shift: novelty, plus leaderboard interference when switched on.
+
+        With interference, users compare their XP with the whole population's: an arm whose
+        anticipated XP utility is above the cross-arm mean feels rewarding, the others deprived.
+        """
+        if self.scenario.interference <= 0:
+            return self.novelty
+        mean_utility = utility.mean(axis=1, keepdims=True)
+        return self.novelty + F32(self.scenario.interference) * (mean_utility - mean_utility.mean())
+
+    def step(self, economies: np.ndarray) -> DayOutcome:
+        """Simulate one day for every user of every arm.
+
+        Args:
+            economies: (n_arms, 10) economy values in ``ECONOMY_KEYS`` order, row 0 = control.
+
+        Returns:
+            Per-arm totals of the day, including the objective value per enrolled user.
+        """
+        economy = np.asarray(economies, dtype=np.float64)
+        if economy.shape != (self.n_arms, len(ECONOMY_KEYS)):
+            raise ValueError(f"economies must have shape ({self.n_arms}, 10), got {economy.shape}")
+        b, obj, t = self.spec.behaviour, self.scenario.objective, self.day
+        self._update_novelty(economy)
+        prev, n = self.n_enrolled, self.enrolled_by(t)
+        self.n_enrolled = n
+        if self._response is None or not np.array_equal(economy, self._response.economy):
+            self._response = _EconomyResponse(economy, self.traits, b)
+        r = self._response
+        e, scan_cap, feedback_cap = (
+            r.per_arm,
+            r.per_arm["scanDailyCap"],
+            r.per_arm["feedbackDailyCap"],
+        )
+
+        u, tr, w = slice(None, n), self.traits, self._scratch
+        f1, f2 = w["f1"][:, u], w["f2"][:, u]
+        active, churned, done = (w[name][:, u] for name in ("active", "churned", "done"))
+        streak, reference, intrinsic = (
+            self.streak[:, u],
+            self.reference[:, u],
+            self.intrinsic_now[:, u],
+        )
+        # Hot path: every operation writes into preallocated scratch (f1, f2), because fresh
+        # temporaries of this size cost more in page faults than the arithmetic itself.
+
+        # the XP a user anticipates today; a streak bonus is also a loss to avoid, since
+        # skipping a day forfeits it, so it weighs loss_aversion times as much
+        utility = w["utility"][:, u]
+        np.add(streak, F32(1), out=f1)
+        f1 *= e["streakBonusPerDay"]
+        np.minimum(f1, e["streakBonusCap"], out=f1)
+        np.minimum(streak, F32(1), out=f2)
+        f1 *= f2
+        np.add(tr["loss_aversion"][:, u], F32(1), out=utility)
+        utility *= f1
+        utility += r.anticipated[:, u]
+        utility *= F32(1.0 / b.xp_scale)
+        np.log1p(utility, out=utility)  # diminishing returns to XP
+        reference[:, prev:n] = utility[:, prev:n]  # newcomers take today's economy as normal
+
+        # activity logit: base + intrinsic + XP drive (level and gain/loss vs reference) + habit
+        logit = w["logit"][:, u]
+        np.subtract(utility, reference, out=f1)  # gain (> 0) or loss (< 0)
+        np.minimum(f1, F32(0), out=f2)
+        f2 *= tr["loss_aversion"][:, u]
+        f1 += f2
+        f1 *= F32(b.gain_loss_weight)
+        f1 += utility
+        np.multiply(tr["xp_sensitivity"][:, u], f1, out=logit)
+        np.subtract(tr["intrinsic"][:, u], intrinsic, out=f1)
+        f1 *= F32(b.intrinsic_recovery)
+        intrinsic += f1
+        np.subtract(utility, F32(b.crowding_threshold), out=f1)
+        np.maximum(f1, F32(0), out=f1)
+        f1 *= tr["crowding"][:, u]  # large extrinsic rewards crowd out intrinsic motivation
+        intrinsic -= f1
+        np.maximum(intrinsic, F32(0), out=intrinsic)
+        logit += intrinsic
+        logit += tr["base_activity"][:, u]
+        np.minimum(streak, F32(b.habit_days), out=f1)
+        f1 *= tr["habit"][:, u]
+        f1 *= F32(1 / b.habit_days)
+        logit += f1
+        logit += self._arm_shift(utility)
+        p_active = w["p_active"][:, u]
+        np.negative(logit, out=p_active)
+        np.exp(p_active, out=p_active)
+        p_active += F32(1)
+        np.divide(self.alive[:, u], p_active, out=p_active)
+
+        # one uniform decides activity; rescaled, it also draws the scans (if active) and churn
+        u1, u2, u3 = _uniforms(self._rng, (1 if self.twins else self.n_arms, n))
+        np.less(u1, p_active, out=active)
+        np.subtract(F32(1), p_active, out=f1)
+        f1 *= tr["churn_hazard"][:, u]
+        np.subtract(F32(1), f1, out=f1)
+        np.greater(u1, f1, out=churned)
+        np.logical_not(churned, out=churned)
+        self.alive[:, u] *= churned
+        scans = w["scans"][:, u]  # geometric with mean r.mean_scans, by inverse CDF
+        np.maximum(p_active, F32(1e-6), out=f1)
+        np.divide(u1, f1, out=scans)
+        np.minimum(scans, F32(1), out=scans)
+        np.log(scans, out=scans)
+        scans /= r.log_stay[:, u]
+        np.floor(scans, out=scans)
+        scans += F32(1)
+        scans *= active
+        counted = w["counted"][:, u]
+        np.minimum(scans, scan_cap, out=counted)
+        feedback = w["feedback"][:, u]  # stochastic rounding keeps the expected share exact
+        np.multiply(scans, r.feedback_share[:, u], out=feedback)
+        feedback += u2
+        np.floor(feedback, out=feedback)
+        np.minimum(feedback, scans, out=feedback)
+        useful = w["useful"][:, u]
+        np.multiply(feedback, tr["feedback_quality"][:, u], out=useful)
+        useful += u3
+        np.floor(useful, out=useful)
+
+        streak += F32(1)
+        streak *= active
+        progress = self.mission_progress[:, u]
+        if t % 7 == 0:  # weekly missions for everyone; newcomers get theirs on enrolment
+            self.missions_assigned[:, u] += self.alive[:, u]
+            progress[:] = 0
+        elif n > prev:
+            self.missions_assigned[:, prev:n] += F32(1)
+        target = tr["mission_target"][:, u]
+        np.less(progress, target, out=done)
+        progress += counted
+        reached = churned  # the churn mask is spent; reuse its buffer
+        np.greater_equal(progress, target, out=reached)
+        done &= reached
+        xp = w["xp"][:, u]
+        np.multiply(streak, e["streakBonusPerDay"], out=xp)
+        np.minimum(xp, e["streakBonusCap"], out=xp)
+        xp += r.daily_xp
+        xp *= active
+        np.multiply(counted, e["scanXp"], out=f1)
+        xp += f1
+        np.minimum(feedback, feedback_cap, out=f1)
+        f1 *= e["feedbackXp"]
+        xp += f1
+        np.multiply(scans, r.photo_xp, out=f1)
+        xp += f1
+        np.multiply(done, F32(b.mission_reward), out=f1)
+        xp += f1
+        np.subtract(utility, reference, out=f1)
+        f1 *= F32(b.reference_rate)
+        reference += f1  # the reference point adapts to what users get used to
+
+        self.scans_today[:, u] = scans
+        self.scans_total[:, u] += scans
+        self.active_days[:, u] += active
+        self.xp_total[:, u] += xp
+        self.feedback_total[:, u] += feedback
+        self.useful_total[:, u] += useful
+        self.missions_completed[:, u] += done
+        recent = self.recent[:, u]
+        recent <<= 1
+        recent |= active
+        self.day = t + 1
+
+        active_n = active.sum(axis=1, dtype=np.float64)
+        xp_sum = xp.sum(axis=1, dtype=np.float64)
+        value = (
+            obj.active_value * active_n
+            + obj.scan_value
+            * np.multiply(counted, tr["scan_value"][:, u], out=f1).sum(axis=1, dtype=np.float64)
+            + obj.useful_feedback_value * useful.sum(axis=1, dtype=np.float64)
+            + obj.report_value * r.reports[:, 0] * active_n
+            - obj.xp_cost * xp_sum
+            - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * n, 0.0)
+        ) / max(n, 1)
+        return DayOutcome(
+            day=t,
+            enrolled=n,
+            active=active_n,
+            scans=scans.sum(axis=1, dtype=np.float64),
+            xp=xp_sum,
+            value=value,
+        )
