@@ -191,16 +191,25 @@ def _distribution(value: object, where: str, bounds: tuple[float, float]) -> Dis
     if isinstance(value, Mapping):
         keys = set(value)
         if keys == {"mean", "sd"}:
-            dist = Distribution("normal", _number(value["mean"], where + ".mean"),
-                                _number(value["sd"], where + ".sd"), lower=lo)
+            dist = Distribution(
+                "normal",
+                _number(value["mean"], where + ".mean"),
+                _number(value["sd"], where + ".sd"),
+                lower=lo,
+            )
         elif keys == {"median", "sd_log"}:
-            dist = Distribution("lognormal", _number(value["median"], where + ".median"),
-                                _number(value["sd_log"], where + ".sd_log"), lower=lo)
+            dist = Distribution(
+                "lognormal",
+                _number(value["median"], where + ".median"),
+                _number(value["sd_log"], where + ".sd_log"),
+                lower=lo,
+            )
             if dist.a <= 0:
                 raise SpecError(f"{where}.median: must be > 0, got {dist.a}")
         elif keys == {"a", "b"}:
-            dist = Distribution("beta", _number(value["a"], where + ".a"),
-                                _number(value["b"], where + ".b"))
+            dist = Distribution(
+                "beta", _number(value["a"], where + ".a"), _number(value["b"], where + ".b")
+            )
             if dist.a <= 0 or dist.b <= 0:
                 raise SpecError(f"{where}: beta shape parameters must be > 0")
             if lo < 0 or hi > 1:
@@ -247,7 +256,9 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
         raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
     segments_data = data.get("segments")
     if not isinstance(segments_data, Mapping) or not segments_data:
-        raise SpecError(f"{where}: 'segments' must be a non-empty mapping of segment name -> traits")
+        raise SpecError(
+            f"{where}: 'segments' must be a non-empty mapping of segment name -> traits"
+        )
     segments = []
     for seg_name, seg in segments_data.items():
         seg_where = f"{where}: segment {seg_name!r}"

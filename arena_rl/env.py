@@ -1,0 +1,254 @@
+"""The experiment as a PettingZoo ``ParallelEnv``: agents are the treatment variants.
+
+Control lives inside the environment. One step is one simulated day; agents act on decision
+days (every ``decision_interval`` days) and every action passes the five guardrails. An
+observation is exactly what a live agent gets: its variant's signals and current config, plus
+when its next update is allowed. The reward is the per-step change of the scenario objective,
+i.e. the value the arm created that day per enrolled user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from arena_rl.economy import ECONOMY_KEYS, economy_array
+from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
+from arena_rl.metrics import METRICS, Signals, signals, summarise
+from arena_rl.population import Population
+from arena_rl.specs import PopulationSpec, Scenario, load_population, load_scenario
+from arena_rl.stats import MetricValue
+
+CONTROL = "control"
+COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")
+METRIC_FIELDS = ("value", "std_dev", "sample_size", "confidence")
+CONFIDENCE_CODES = {"low": 0.0, "medium": 1.0, "high": 2.0}
+OBS_SIZE = len(COUNT_FIELDS) + len(METRICS) * len(METRIC_FIELDS) + len(ECONOMY_KEYS) + 1
+"""counts | per metric (value, std_dev, sample_size, confidence 0/1/2) | config | days to wait"""
+OBS_HIGH = 1e9
+"""Finite ceiling of every observation entry (Gymnasium's checker rejects infinite bounds)."""
+
+Action = np.ndarray | ConfigUpdate | None
+
+
+def encode_observation(sig: Signals, config: Mapping[str, float], wait_days: float) -> np.ndarray:
+    """Flatten signals + current config into the observation vector (float32, all >= 0)."""
+    values = [float(getattr(sig, f)) for f in COUNT_FIELDS]
+    for name in METRICS:
+        m = sig.metrics[name]
+        values += [m.value, m.std_dev or 0.0, float(m.sample_size), CONFIDENCE_CODES[m.confidence]]
+    values += [config[k] for k in ECONOMY_KEYS]
+    values.append(wait_days)
+    return np.clip(np.asarray(values, dtype=np.float32), 0.0, OBS_HIGH)
+
+
+def decode_observation(obs: np.ndarray) -> tuple[Signals, dict[str, float], float]:
+    """Inverse of :func:`encode_observation`: (signals, current config, days until allowed)."""
+    obs = np.asarray(obs, dtype=np.float64)
+    counts = {f: round(float(obs[i])) for i, f in enumerate(COUNT_FIELDS)}
+    labels = {code: name for name, code in CONFIDENCE_CODES.items()}
+    metrics, i = {}, len(COUNT_FIELDS)
+    for name in METRICS:
+        value, std, n, conf = obs[i : i + 4]
+        metrics[name] = MetricValue(float(value), float(std), round(float(n)), labels[float(conf)])  # type: ignore[arg-type]
+        i += 4
+    config = {k: float(obs[i + j]) for j, k in enumerate(ECONOMY_KEYS)}
+    return Signals(**counts, metrics=metrics), config, float(obs[-1])
+
+
+def action_to_update(action: np.ndarray, config: Mapping[str, float], delta_limit_pct: float) -> (
+    ConfigUpdate | None
+):  # fmt: skip
+    """A Box action in [-1, 1]^10 moves each key by ``action × delta_limit_pct`` % of its value.
+
+    An all-zero action is "no change": nothing is submitted, so no rate limit is spent.
+    """
+    action = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64)), -1.0, 1.0)
+    if not action.any():
+        return None
+    step = 1.0 + action * delta_limit_pct / 100.0
+    overrides = {k: float(config[k] * s) for k, s in zip(ECONOMY_KEYS, step, strict=True) if s != 1}
+    return ConfigUpdate(overrides, reasoning="box action")
+
+
+class ArenaParallelEnv(ParallelEnv):
+    """An A/B/n experiment on a synthetic population, one arm per agent plus control.
+
+    Args:
+        n_agents: treatment variants (agents are named ``variant_1`` ... ``variant_n``).
+        population: preset name or path, or a :class:`PopulationSpec`.
+        scenario: scenario name or path, or a :class:`Scenario`.
+        n_users: total users over all arms (default: the preset's).
+        days: horizon in days (default: the scenario's).
+        decision_interval: days between decisions (default: the scenario's).
+        guardrails: :class:`GuardrailConfig` overrides (default: the scenario's).
+        render_mode: ``"ansi"`` or None.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "arena_rl_v0",
+        "render_modes": ["ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        n_agents: int = 2,
+        population: str | PopulationSpec = "default",
+        scenario: str | Scenario = "default",
+        n_users: int | None = None,
+        days: int | None = None,
+        decision_interval: int | None = None,
+        guardrails: Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if n_agents < 1:
+            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.spec = (
+            population if isinstance(population, PopulationSpec) else load_population(population)
+        )
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.n_users = n_users or self.spec.n_users
+        self.days = days or self.scenario.days
+        self.decision_interval = decision_interval or self.scenario.decision_interval
+        for name, value in (("days", self.days), ("decision_interval", self.decision_interval)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.guardrail_config = GuardrailConfig(
+            **{**self.scenario.guardrails, **(guardrails or {})}
+        )
+        if self.n_users < n_agents + 1:
+            raise ValueError(f"n_users={self.n_users} is too few for {n_agents + 1} arms")
+        self.render_mode = render_mode
+        self.possible_agents = [f"variant_{i}" for i in range(1, n_agents + 1)]
+        self.agents: list[str] = []
+        self._obs_space = spaces.Box(0.0, OBS_HIGH, shape=(OBS_SIZE,), dtype=np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, shape=(len(ECONOMY_KEYS),), dtype=np.float32)
+        self._seed_seq = np.random.SeedSequence()
+        self.population: Population | None = None
+        self.guardrails: Guardrails | None = None
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._act_space
+
+    @property
+    def arms(self) -> list[str]:
+        """Control first, then every variant, in population arm order."""
+        return [CONTROL, *self.possible_agents]
+
+    def reset(
+        self, seed: int | None = None, options: dict | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        if seed is not None:
+            self._seed_seq = np.random.SeedSequence(seed)
+        pop_seed, action_seed = self._seed_seq.spawn(2)
+        self._seed_seq = np.random.SeedSequence(self._seed_seq.generate_state(4))  # next episode
+        self._act_space.seed(int(action_seed.generate_state(1)[0]))
+        base = self.scenario.base_economy()
+        self.population = Population(
+            self.spec, self.scenario, len(self.arms), pop_seed, self.n_users
+        )
+        self.guardrails = Guardrails(
+            {arm: base for arm in self.arms}, CONTROL, self.guardrail_config
+        )
+        self.agents = list(self.possible_agents)
+        self.objective = dict.fromkeys(self.possible_agents, 0.0)
+        self.last_result: dict[str, GuardrailResult | None] = dict.fromkeys(self.possible_agents)
+        self._signals = signals(self.population)
+        return self._observations(), {a: self._info(a) for a in self.agents}
+
+    def step(
+        self, actions: Mapping[str, Action]
+    ) -> tuple[dict, dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict]]:
+        """Advance one day. Actions are Box vectors, :class:`ConfigUpdate` objects or None."""
+        if self.population is None or self.guardrails is None:
+            raise RuntimeError("call reset() before step()")
+        pop, rails, now = self.population, self.guardrails, float(self.population.day)
+        results: dict[str, GuardrailResult | None] = dict.fromkeys(self.agents)
+        if pop.day % self.decision_interval == 0:
+            rails.tick(now)
+            for agent in self.agents:
+                update = actions.get(agent)
+                if isinstance(update, np.ndarray | list | tuple):
+                    config = rails.current_config(agent)
+                    update = action_to_update(
+                        np.asarray(update), config, self.guardrail_config.delta_limit_pct
+                    )
+                if update is not None:
+                    results[agent] = rails.submit(agent, update, now)
+        self.last_result = results
+        economy = economy_array([rails.current_config(arm) for arm in self.arms])
+        outcome = pop.step(economy)
+        summaries = summarise(pop)
+        self._signals = signals(pop, summaries)
+        retention = summaries["RETENTION_RATE"]
+        for i, agent in enumerate(self.agents, start=1):
+            treated, control = retention[i], retention[0]
+            rails.check_harm(
+                agent, treated.successes, treated.trials, control.successes, control.trials, pop.day
+            )
+        rewards = {a: float(outcome.value[i]) for i, a in enumerate(self.agents, start=1)}
+        for agent, reward in rewards.items():
+            self.objective[agent] += reward
+        done = pop.day >= self.days
+        observations = self._observations()
+        infos = {a: self._info(a) for a in self.agents}
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, done)
+        if done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def signals_of(self, arm: str) -> Signals:
+        """The latest signals of any arm (control included): what the scoreboard shows."""
+        return self._signals[self.arms.index(arm)]
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        assert self.guardrails is not None and self.population is not None
+        obs = {}
+        for agent in self.agents:
+            allowed = self.guardrails.next_allowed_update(agent)
+            wait = 0.0 if allowed is None else max(allowed - self.population.day, 0.0)
+            obs[agent] = encode_observation(
+                self.signals_of(agent), self.guardrails.current_config(agent), wait
+            )
+        return obs
+
+    def _info(self, agent: str) -> dict[str, Any]:
+        assert self.population is not None
+        return {
+            "day": self.population.day,
+            "objective": self.objective[agent],
+            "guardrail": self.last_result[agent],
+            "decision_day": self.population.day % self.decision_interval == 0,
+        }
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.population is None:
+            return None
+        lines = [f"day {self.population.day}/{self.days}"]
+        for arm, sig in zip(self.arms, self._signals, strict=True):
+            m = sig.metrics
+            lines.append(
+                f"{arm:>12}  active {sig.active_today:5d}/{sig.enrolled:<5d} "
+                f"retention {m['RETENTION_RATE'].value:.3f}  scans/active "
+                f"{m['SCAN_FREQUENCY'].value:.2f}  xp/user/day {m['XP_VELOCITY'].value:.1f}"
+            )
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        pass
+
+
+def parallel_env(**kwargs: Any) -> ArenaParallelEnv:
+    """PettingZoo's conventional factory; every argument of :class:`ArenaParallelEnv` applies."""
+    return ArenaParallelEnv(**kwargs)
