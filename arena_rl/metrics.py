@@ -59,13 +59,10 @@ class Signals:
         }
 
 
-def _mean_summaries(x: np.ndarray, mask: np.ndarray | None = None) -> list[MeanSummary]:
-    x = x.astype(np.float64)
-    if mask is None:
-        n = np.full(x.shape[0], x.shape[1])
-    else:
-        x = np.where(mask, x, 0.0)
-        n = mask.sum(axis=1)
+def _mean_summaries(x: np.ndarray, mask: np.ndarray) -> list[MeanSummary]:
+    """Mean summaries of ``x`` over the users where ``mask`` holds, one per arm."""
+    x = np.where(mask, x.astype(np.float64), 0.0)
+    n = mask.sum(axis=1)
     total, total_sq = x.sum(axis=1), (x * x).sum(axis=1)
     return [
         MeanSummary(int(k), float(s), float(q)) for k, s, q in zip(n, total, total_sq, strict=True)
@@ -85,18 +82,22 @@ def summarise(pop: Population) -> dict[str, list[Summary]]:
     """Per metric, one summary per arm (row 0 = control) of the enrolled users' state."""
     n = pop.n_enrolled
     u = slice(None, n)
+    enrolled = pop.enrolled_mask()
     recent = pop.recent[:, u]
     active_today = (recent & 1).astype(bool)
-    days_enrolled = np.maximum(pop.day - pop.enrol_day[:n], 1)
     active_7d = (recent & WEEK_MASK) > 0
+    days_enrolled = np.maximum(pop.day - pop.enrol_day[:, u], 1)
     return {
         "SCAN_FREQUENCY": _mean_summaries(pop.scans_today[:, u], active_today),
-        "XP_VELOCITY": _mean_summaries(pop.xp_total[:, u] / days_enrolled),
-        "RETENTION_RATE": [RatioSummary.from_counts(int(k), n) for k in active_7d.sum(axis=1)],
+        "XP_VELOCITY": _mean_summaries(pop.xp_total[:, u] / days_enrolled, enrolled),
+        "RETENTION_RATE": [
+            RatioSummary.from_counts(int(k), int(e))
+            for k, e in zip(active_7d.sum(axis=1), enrolled.sum(axis=1), strict=True)
+        ],
         "MISSION_COMPLETION": _ratio_summaries(
             pop.missions_completed[:, u], pop.missions_assigned[:, u]
         ),
-        "STREAK_LENGTH": _mean_summaries(pop.streak[:, u]),
+        "STREAK_LENGTH": _mean_summaries(pop.streak[:, u], enrolled),
         "FEEDBACK_QUALITY": _ratio_summaries(pop.useful_total[:, u], pop.scans_total[:, u]),
     }
 
@@ -106,12 +107,13 @@ def signals(pop: Population, summaries: Mapping[str, list[Summary]] | None = Non
     summaries = summaries or summarise(pop)
     n = pop.n_enrolled
     recent = pop.recent[:, :n]
+    enrolled = pop.enrolled_mask().sum(axis=1)
     active_today = (recent & 1).sum(axis=1)
     active_7d = ((recent & WEEK_MASK) > 0).sum(axis=1)
     total_scans = pop.scans_total[:, :n].sum(axis=1, dtype=np.float64)
     return [
         Signals(
-            enrolled=n,
+            enrolled=int(enrolled[arm]),
             active_today=int(active_today[arm]),
             active_7d=int(active_7d[arm]),
             total_scans=int(total_scans[arm]),

@@ -1,13 +1,15 @@
 """The synthetic user population: persona traits -> user-state arrays, one vectorised day step.
 
-Users live in ``(n_arms, users_per_arm)`` float32 arrays. Column ``j`` of every arm holds users
-of the same segment who enrol on the same day: a randomised block design, so arms are balanced
-across segments and enrolment by construction while every user's traits are drawn
-independently. Users are sorted by enrolment day, so the enrolled users are always a prefix
-``[:, :n_enrolled]`` and a day touches only them. Per-arm economy values broadcast as
-``(n_arms, 1)`` columns: one day is a few dozen whole-array operations, no Python loop over
-users or arms. The equations, and the behavioural findings each stands for, are in
-``docs/population.md``.
+Users live in ``(n_arms, users_per_arm)`` float32 arrays, each arm's row sorted by enrolment
+day, so the enrolled users are (nearly) a prefix and a day touches only the prefix that covers
+every arm; users not yet enrolled are simply not ``alive``. Segments are assigned per the
+preset's ``assignment``: "complete" (default) draws every user's segment and enrolment day
+independently, as individual randomisation on a live platform does, so Welch and Fisher tests
+hold their nominal size; "stratified" gives every arm exactly the same segment mix (a
+randomised block design: more power, but unstratified tests become conservative). Per-arm
+economy values broadcast as ``(n_arms, 1)`` columns: one day is a few dozen whole-array
+operations, no Python loop over users or arms. The equations, and the behavioural findings
+each stands for, are in ``docs/population.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class DayOutcome:
     """Per-arm totals of one simulated day; every array has shape (n_arms,)."""
 
     day: int
-    enrolled: int
+    enrolled: np.ndarray
     active: np.ndarray
     scans: np.ndarray
     xp: np.ndarray
@@ -169,23 +171,27 @@ class Population:
         enrol_rng = np.random.default_rng(enrol_seq)
         self._rng = np.random.default_rng(day_seq)
 
-        shares = np.array([s.share for s in spec.segments])
-        self.segment = _block_segments(shares, m, enrol_rng)
-        late = enrol_rng.random(m) >= spec.initial_share
-        enrol = np.where(late, enrol_rng.integers(1, spec.enrol_days + 1, m), 0)
-        if spec.enrol_days == 0:
-            enrol[:] = 0
-        order = np.argsort(enrol, kind="stable")
-        self.segment, self.enrol_day = self.segment[order].astype(np.int8), enrol[order]
-
         rows = 1 if twins else n_arms
+        late = enrol_rng.random((rows, m)) >= spec.initial_share
+        enrol = np.where(late, enrol_rng.integers(1, max(spec.enrol_days, 1) + 1, (rows, m)), 0)
+        enrol = np.sort(enrol, axis=1) if spec.enrol_days else np.zeros((rows, m), np.int64)
+        self.enrol_day = np.ascontiguousarray(np.broadcast_to(enrol, (n_arms, m)), np.int16)
+        days = np.arange(spec.enrol_days + 1)
+        # users of each arm enrolled by day d (column d; constant after the last enrolment day)
+        self._enrolled_by = (self.enrol_day[:, :, None] <= days).sum(axis=1)
+        shares = np.array([s.share for s in spec.segments])
+        if spec.assignment == "stratified":
+            segment = np.broadcast_to(_block_segments(shares, m, enrol_rng), (rows, m))
+        else:
+            segment = enrol_rng.choice(len(shares), size=(rows, m), p=shares)
+        self.segment = np.ascontiguousarray(np.broadcast_to(segment, (n_arms, m)), np.int8)
         self.traits: dict[str, np.ndarray] = {}
         trait_rng = np.random.default_rng(trait_seq)
         for trait in TRAITS:
             values = np.empty((rows, m))
             for s, seg in enumerate(spec.segments):
-                cols = self.segment == s
-                values[:, cols] = _draw(getattr(seg, trait), trait_rng, (rows, int(cols.sum())))
+                users = segment == s
+                values[users] = _draw(getattr(seg, trait), trait_rng, (int(users.sum()),))
             self.traits[trait] = np.ascontiguousarray(np.broadcast_to(values, (n_arms, m)), F32)
         self.traits["loss_aversion"] -= F32(1.0)  # only the excess over 1 is ever used
 
@@ -194,7 +200,6 @@ class Population:
             setattr(self, name, np.zeros(shape, F32))
         self.intrinsic_now[:] = self.traits["intrinsic"]
         self.recent = np.zeros(shape, np.uint8)  # activity bits of the last 8 days
-        self.alive[:] = 1.0
         self.day = 0
         self.n_enrolled = 0
         self.novelty = np.zeros((n_arms, 1), F32)
@@ -220,13 +225,19 @@ class Population:
     missions_assigned: np.ndarray
     missions_completed: np.ndarray
 
-    def enrolled_by(self, day: int) -> int:
-        """Users per arm enrolled on or before ``day``."""
-        return int(np.searchsorted(self.enrol_day, day, side="right"))
+    def enrolled_by(self, day: int) -> np.ndarray:
+        """(n_arms,) users of each arm enrolled on or before ``day``."""
+        return self._enrolled_by[:, min(max(day, 0), self.spec.enrol_days)] if day >= 0 else (
+            np.zeros(self.n_arms, np.int64))  # fmt: skip
+
+    def enrolled_mask(self) -> np.ndarray:
+        """(n_arms, n_enrolled) True for users enrolled by the last simulated day."""
+        return self.enrol_day[:, : self.n_enrolled] < self.day
 
     def state_nbytes(self) -> int:
         """Bytes held per user array: traits, state, cached economy response and scratch."""
-        arrays = [*self.traits.values(), self.recent, *(getattr(self, f) for f in STATE_FIELDS)]
+        arrays = [*self.traits.values(), self.recent, self.segment, self.enrol_day]
+        arrays += [getattr(self, f) for f in STATE_FIELDS]
         arrays += [*self._scratch.values()]
         if self._response is not None:
             arrays += [v for v in vars(self._response).values() if isinstance(v, np.ndarray)]
@@ -265,8 +276,9 @@ class Population:
             raise ValueError(f"economies must have shape ({self.n_arms}, 10), got {economy.shape}")
         b, obj, t = self.spec.behaviour, self.scenario.objective, self.day
         self._update_novelty(economy)
-        prev, n = self.n_enrolled, self.enrolled_by(t)
-        self.n_enrolled = n
+        enrolled = self.enrolled_by(t)
+        # arms enrol independently; the day touches the prefix that covers every arm's enrolled
+        n = self.n_enrolled = int(enrolled.max())
         if self._response is None or not np.array_equal(economy, self._response.economy):
             self._response = _EconomyResponse(economy, self.traits, b)
         r = self._response
@@ -279,6 +291,10 @@ class Population:
         u, tr, w = slice(None, n), self.traits, self._scratch
         f1, f2 = w["f1"][:, u], w["f2"][:, u]
         active, churned, done = (w[name][:, u] for name in ("active", "churned", "done"))
+        newcomers = None
+        if t <= self.spec.enrol_days:  # users enrolling today become alive and start afresh
+            newcomers = self.enrol_day[:, u] == t
+            self.alive[:, u] += newcomers
         streak, reference, intrinsic = (
             self.streak[:, u],
             self.reference[:, u],
@@ -300,7 +316,8 @@ class Population:
         utility += r.anticipated[:, u]
         utility *= F32(1.0 / b.xp_scale)
         np.log1p(utility, out=utility)  # diminishing returns to XP
-        reference[:, prev:n] = utility[:, prev:n]  # newcomers take today's economy as normal
+        if newcomers is not None:  # newcomers take today's economy as normal
+            np.copyto(reference, utility, where=newcomers)
 
         # activity logit: base + intrinsic + XP drive (level and gain/loss vs reference) + habit
         logit = w["logit"][:, u]
@@ -368,8 +385,8 @@ class Population:
         if t % 7 == 0:  # weekly missions for everyone; newcomers get theirs on enrolment
             self.missions_assigned[:, u] += self.alive[:, u]
             progress[:] = 0
-        elif n > prev:
-            self.missions_assigned[:, prev:n] += F32(1)
+        elif newcomers is not None:
+            self.missions_assigned[:, u] += newcomers
         target = tr["mission_target"][:, u]
         np.less(progress, target, out=done)
         progress += counted
@@ -415,11 +432,11 @@ class Population:
             + obj.useful_feedback_value * useful.sum(axis=1, dtype=np.float64)
             + obj.report_value * r.reports[:, 0] * active_n
             - obj.xp_cost * xp_sum
-            - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * n, 0.0)
-        ) / max(n, 1)
+            - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * enrolled, 0.0)
+        ) / np.maximum(enrolled, 1)
         return DayOutcome(
             day=t,
-            enrolled=n,
+            enrolled=enrolled,
             active=active_n,
             scans=scans.sum(axis=1, dtype=np.float64),
             xp=xp_sum,

@@ -118,6 +118,8 @@ class PopulationSpec:
     enrol_days: int
     segments: tuple[SegmentSpec, ...]
     behaviour: Behaviour = field(default_factory=Behaviour)
+    assignment: str = "complete"
+    """"complete": each user's segment drawn independently; "stratified": exact segment mix."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,8 @@ def _dataclass_from(cls: type, data: object, where: str) -> Any:
 def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PopulationSpec:
     """Validate a population preset given as a mapping (as read from YAML)."""
     where = f"{source}"
-    allowed = {"name", "n_users", "initial_share", "enrol_days", "segments", "behaviour"}
+    allowed = {"name", "n_users", "initial_share", "enrol_days", "segments", "behaviour",
+               "assignment"}  # fmt: skip
     unknown = set(data) - allowed
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
@@ -289,7 +292,13 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
     enrol_days = data.get("enrol_days", 14)
     if isinstance(enrol_days, bool) or not isinstance(enrol_days, int) or enrol_days < 0:
         raise SpecError(f"{where}, field 'enrol_days': must be an integer >= 0, got {enrol_days!r}")
+    assignment = data.get("assignment", "complete")
+    if assignment not in ("complete", "stratified"):
+        raise SpecError(
+            f"{where}, field 'assignment': must be 'complete' or 'stratified', got {assignment!r}"
+        )
     return PopulationSpec(
+        assignment=assignment,
         name=str(data.get("name", source)),
         n_users=n_users,
         initial_share=initial_share,

@@ -1,0 +1,61 @@
+"""Benchmark: step the synthetic population alone (no agents) and print user-days per second.
+
+Usage: ``python scripts/bench_sim.py [--days 20] [--repeats 3] [--sizes 10000 100000 1000000]``
+
+Runs in one process on one core (NumPy's element-wise kernels are single-threaded). Every user
+is enrolled from day 0 so each day touches all of them. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+from arena_rl.economy import DEFAULT_ECONOMY, economy_array
+from arena_rl.population import Population
+from arena_rl.specs import load_population, load_scenario
+
+N_ARMS = 5  # control + 4 treatment variants, the live platform's maximum
+
+
+def measure(n_users: int, days: int, repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` user-days/s over ``days`` days, and bytes per user."""
+    spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
+    economies = economy_array([DEFAULT_ECONOMY] * N_ARMS)
+    best = 0.0
+    for seed in range(repeats):
+        pop = Population(spec, load_scenario("default"), n_arms=N_ARMS, seed=seed, n_users=n_users)
+        pop.step(economies)  # first day builds the economy cache; time steady state
+        start = time.perf_counter()
+        for _ in range(days):
+            pop.step(economies)
+        best = max(best, pop.users_per_arm * N_ARMS * days / (time.perf_counter() - start))
+    return best, pop.state_nbytes() / (pop.users_per_arm * N_ARMS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    args = parser.parse_args()
+    print(f"{'users':>10}  {'user-days/s':>14}  {'ns/user-day':>11}  {'bytes/user':>10}")
+    results = {}
+    for n in args.sizes:
+        rate, nbytes = measure(n, args.days, args.repeats)
+        results[n] = (rate, nbytes)
+        print(f"{n:>10,}  {rate:>14,.0f}  {1e9 / rate:>11.1f}  {nbytes:>10.0f}")
+    reference = 100_000 if 100_000 in results else args.sizes[0]
+    rate, nbytes = results[reference]
+    print(json.dumps({
+        "user_days_per_s": round(rate),
+        "users": reference,
+        "bytes_per_user": round(nbytes, 1),
+        "by_size": {str(n): round(r) for n, (r, _) in results.items()},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
