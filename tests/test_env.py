@@ -133,9 +133,10 @@ def test_actions_pass_guardrails_and_change_the_arms_economy() -> None:
     assert result is not None and result.accepted and result.clamped
     assert env.guardrails.current_config("variant_1")["scanXp"] == 15.0  # clamped to +50 %
     assert env.guardrails.current_config("variant_2") == DEFAULT_ECONOMY
-    # the rate limit is one accepted update per day: a second update the same day is refused
-    obs, *_ = env.step({"variant_1": ConfigUpdate({"scanXp": 20}), "variant_2": None})
-    assert env.last_result["variant_1"].accepted  # a new day: allowed again
+    # the default rate limit is one accepted update per day, and each step is a new day
+    env.step({"variant_1": ConfigUpdate({"scanXp": 20}), "variant_2": None})
+    assert env.last_result["variant_1"].accepted
+    assert env.guardrails.current_config("variant_1")["scanXp"] == 20.0  # within 15 ± 50 %
     reasons = [e.reasoning for e in env.guardrails.audit_log]
     assert "go big" in reasons
 
@@ -164,7 +165,7 @@ def test_harmful_variant_trips_the_breaker_and_reverts() -> None:
     env = arena_rl.parallel_env(n_users=6000, days=28, guardrails={"breaker_min_harm": 0.03})
     env.reset(seed=0)
     tripped = False
-    for _ in range(28):  # keep cutting every reward by half: users leave
+    for _ in range(28):  # ask for zero XP every day: clamped to -50 % a day, users leave
         if not env.agents:
             break
         cut = {k: 0.0 for k in DEFAULT_ECONOMY}
