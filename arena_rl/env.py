@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from arena_rl.economy import ECONOMY_KEYS, economy_array
+from arena_rl.economy import ECONOMY_KEYS, economy_array, round_caps
 from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
 from arena_rl.metrics import METRICS, Signals, signals, summarise
 from arena_rl.population import Population
@@ -71,8 +71,9 @@ def action_to_update(action: np.ndarray, config: Mapping[str, float], delta_limi
     if not action.any():
         return None
     step = 1.0 + action * delta_limit_pct / 100.0
-    overrides = {k: float(config[k] * s) for k, s in zip(ECONOMY_KEYS, step, strict=True) if s != 1}
-    return ConfigUpdate(overrides, reasoning="box action")
+    requested = {k: config[k] * s for k, s in zip(ECONOMY_KEYS, step, strict=True)}
+    overrides = {k: v for k, v in round_caps(requested).items() if v != config[k]}
+    return ConfigUpdate(overrides, reasoning="box action") if overrides else None
 
 
 class ArenaParallelEnv(ParallelEnv):
@@ -161,7 +162,7 @@ class ArenaParallelEnv(ParallelEnv):
             {arm: base for arm in self.arms}, CONTROL, self.guardrail_config
         )
         self.agents = list(self.possible_agents)
-        self.objective = dict.fromkeys(self.possible_agents, 0.0)
+        self.objective = dict.fromkeys(self.arms, 0.0)
         self.last_result: dict[str, GuardrailResult | None] = dict.fromkeys(self.possible_agents)
         self._signals = signals(self.population)
         return self._observations(), {a: self._info(a) for a in self.agents}
@@ -196,9 +197,9 @@ class ArenaParallelEnv(ParallelEnv):
             rails.check_harm(
                 agent, treated.successes, treated.trials, control.successes, control.trials, pop.day
             )
+        for arm, value in zip(self.arms, outcome.value, strict=True):
+            self.objective[arm] += float(value)
         rewards = {a: float(outcome.value[i]) for i, a in enumerate(self.agents, start=1)}
-        for agent, reward in rewards.items():
-            self.objective[agent] += reward
         done = pop.day >= self.days
         observations = self._observations()
         infos = {a: self._info(a) for a in self.agents}

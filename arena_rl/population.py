@@ -248,7 +248,10 @@ class Population:
         self.novelty *= F32(0.5 ** (1.0 / b.novelty_halflife_days))
         if self._last_economy is not None:
             change = np.abs(np.log1p(economy) - np.log1p(self._last_economy)).mean(axis=1)
-            self.novelty += F32(b.novelty_gain) * change[:, None].astype(F32)
+            # habituation: a boost saturates at novelty_max, so constant churn of the economy
+            # cannot buy engagement for ever
+            bump = F32(b.novelty_gain) * change[:, None].astype(F32)
+            self.novelty += bump * np.maximum(F32(1) - self.novelty / F32(b.novelty_max), F32(0))
         self._last_economy = economy.copy()
 
     def _arm_shift(self, utility: np.ndarray) -> np.ndarray:

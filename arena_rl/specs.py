@@ -96,6 +96,7 @@ class Behaviour:
     reference_rate: float = 0.15
     novelty_gain: float = 1.5
     novelty_halflife_days: float = 3.0
+    novelty_max: float = 0.4
     intrinsic_recovery: float = 0.1
     crowding_threshold: float = 1.0
     habit_days: float = 14.0
