@@ -59,7 +59,7 @@ def _draw(dist: Distribution, rng: np.random.Generator, shape: tuple[int, ...]) 
         out = dist.a * np.exp(rng.normal(0.0, dist.b, shape))
     else:
         out = rng.beta(dist.a, dist.b, shape)
-    return np.maximum(out, dist.lower)
+    return np.clip(out, dist.lower, dist.upper)
 
 
 def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -122,10 +122,12 @@ class _EconomyResponse:
         )
         self.mean_scans = np.maximum(mean_scans, F32(1.001))
         self.log_stay = np.log((self.mean_scans - F32(1)) / self.mean_scans)
-        self.feedback_share = np.minimum(
-            base_share * np.maximum(F32(1) + traits["feedback_elasticity"] * feedback_gain, F32(0)),
-            F32(1),
-        )
+        effort = np.maximum(F32(1) + traits["feedback_elasticity"] * feedback_gain, F32(0))
+        self.feedback_share = np.minimum(base_share * effort, F32(1))
+        # paid per feedback, users spread the same care over more, thinner feedback: the share
+        # that is useful falls as (1 / effort)^2 (gamers, with high elasticity, most of all)
+        thinning = np.minimum(F32(1) / np.maximum(effort, F32(1e-3)), F32(1))
+        self.feedback_quality = traits["feedback_quality"] * thinning * thinning
         # the XP a user expects from an active day, before any streak bonus
         self.anticipated = (
             e["scanXp"] * np.minimum(self.mean_scans, scan_cap)
@@ -133,6 +135,9 @@ class _EconomyResponse:
             + self.photo_xp * self.mean_scans
             + self.daily_xp
         )
+        # (n_arms, 1) utility of the arm's typical anticipated XP: what novelty reacts to
+        typical = self.anticipated.mean(axis=1, keepdims=True) / F32(b.xp_scale)
+        self.typical_utility = np.log1p(typical).astype(F32)
 
 
 class Population:
@@ -203,7 +208,8 @@ class Population:
         self.day = 0
         self.n_enrolled = 0
         self.novelty = np.zeros((n_arms, 1), F32)
-        self._last_economy: np.ndarray | None = None
+        self.habituation = np.zeros((n_arms, 1), F32)
+        self._last_typical: np.ndarray | None = None
         self._response: _EconomyResponse | None = None
         self._scratch = {name: np.zeros(shape, F32) for name in SCRATCH_F32}
         self._scratch.update(
@@ -243,16 +249,23 @@ class Population:
             arrays += [v for v in vars(self._response).values() if isinstance(v, np.ndarray)]
         return sum(a.nbytes for a in arrays if a.shape and a.shape[-1] == self.users_per_arm)
 
-    def _update_novelty(self, economy: np.ndarray) -> None:
+    def _update_novelty(self, typical_utility: np.ndarray) -> None:
+        """Novelty: a rise in what users stand to gain lifts activity for a while (cuts are
+        losses, handled by reference dependence); habituation to frequent changes shrinks each
+        new boost, so churning the economy cannot buy engagement for ever, and a change nobody
+        gains from is no news at all."""
         b = self.spec.behaviour
         self.novelty *= F32(0.5 ** (1.0 / b.novelty_halflife_days))
-        if self._last_economy is not None:
-            change = np.abs(np.log1p(economy) - np.log1p(self._last_economy)).mean(axis=1)
-            # habituation: a boost saturates at novelty_max, so constant churn of the economy
-            # cannot buy engagement for ever
-            bump = F32(b.novelty_gain) * change[:, None].astype(F32)
-            self.novelty += bump * np.maximum(F32(1) - self.novelty / F32(b.novelty_max), F32(0))
-        self._last_economy = economy.copy()
+        if self._last_typical is not None:
+            change = np.maximum(typical_utility - self._last_typical, F32(0))
+            self.novelty += (
+                F32(b.novelty_gain)
+                * change
+                / (F32(1) + F32(b.novelty_habituation) * self.habituation)
+            )
+            self.habituation *= F32(0.5 ** (1.0 / b.habituation_halflife_days))
+            self.habituation += change
+        self._last_typical = typical_utility
 
     def _arm_shift(self, utility: np.ndarray) -> np.ndarray:
         """Per-arm logit shift: novelty, plus leaderboard interference when switched on.
@@ -262,7 +275,10 @@ class Population:
         """
         if self.scenario.interference <= 0:
             return self.novelty
-        mean_utility = utility.mean(axis=1, keepdims=True)
+        alive = self.alive[:, : utility.shape[1]]  # enrolled users who have not churned
+        mean_utility = (utility * alive).sum(axis=1, keepdims=True) / np.maximum(
+            alive.sum(axis=1, keepdims=True), F32(1)
+        )
         return self.novelty + F32(self.scenario.interference) * (mean_utility - mean_utility.mean())
 
     def step(self, economies: np.ndarray) -> DayOutcome:
@@ -278,23 +294,24 @@ class Population:
         if economy.shape != (self.n_arms, len(ECONOMY_KEYS)):
             raise ValueError(f"economies must have shape ({self.n_arms}, 10), got {economy.shape}")
         b, obj, t = self.spec.behaviour, self.scenario.objective, self.day
-        self._update_novelty(economy)
         enrolled = self.enrolled_by(t)
         # arms enrol independently; the day touches the prefix that covers every arm's enrolled
         n = self.n_enrolled = int(enrolled.max())
         if self._response is None or not np.array_equal(economy, self._response.economy):
             self._response = _EconomyResponse(economy, self.traits, b)
         r = self._response
+        self._update_novelty(r.typical_utility)
         e, scan_cap, feedback_cap = (
             r.per_arm,
             r.per_arm["scanDailyCap"],
             r.per_arm["feedbackDailyCap"],
         )
 
-        u, tr, w = slice(None, n), self.traits, self._scratch
+        u, w = slice(None, n), self._scratch
         f1, f2 = w["f1"][:, u], w["f2"][:, u]
         active, churned, done = (w[name][:, u] for name in ("active", "churned", "done"))
         newcomers = None
+        tr = self.traits
         if t <= self.spec.enrol_days:  # users enrolling today become alive and start afresh
             newcomers = self.enrol_day[:, u] == t
             self.alive[:, u] += newcomers
@@ -333,11 +350,12 @@ class Population:
         np.multiply(tr["xp_sensitivity"][:, u], f1, out=logit)
         np.subtract(tr["intrinsic"][:, u], intrinsic, out=f1)
         f1 *= F32(b.intrinsic_recovery)
+        np.subtract(utility, F32(b.crowding_threshold), out=f2)
+        np.maximum(f2, F32(0), out=f2)
+        f2 *= tr["crowding"][:, u]  # large extrinsic rewards crowd out intrinsic motivation
+        f1 -= f2
+        f1 *= self.alive[:, u]  # only users in the app feel either (not those yet to enrol)
         intrinsic += f1
-        np.subtract(utility, F32(b.crowding_threshold), out=f1)
-        np.maximum(f1, F32(0), out=f1)
-        f1 *= tr["crowding"][:, u]  # large extrinsic rewards crowd out intrinsic motivation
-        intrinsic -= f1
         np.maximum(intrinsic, F32(0), out=intrinsic)
         logit += intrinsic
         logit += tr["base_activity"][:, u]
@@ -378,7 +396,7 @@ class Population:
         np.floor(feedback, out=feedback)
         np.minimum(feedback, scans, out=feedback)
         useful = w["useful"][:, u]
-        np.multiply(feedback, tr["feedback_quality"][:, u], out=useful)
+        np.multiply(feedback, r.feedback_quality[:, u], out=useful)
         useful += u3
         np.floor(useful, out=useful)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from arena_rl.economy import resolve_economy
+from arena_rl.economy import EconomyError, resolve_economy
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 """The repository's Hydra config tree; presets are looked up here by name."""
@@ -36,12 +36,14 @@ class Distribution:
     a: float
     b: float = 0.0
     lower: float = -math.inf
+    upper: float = math.inf
+    """Draws are clipped into [lower, upper], the trait's valid range."""
 
     def median(self) -> float:
         """A typical value, used to describe a segment's 'median user'."""
         if self.kind == "beta":
             return self.a / (self.a + self.b)
-        return max(self.a, self.lower)
+        return self.a
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,10 @@ class Behaviour:
     xp_scale: float = 60.0
     gain_loss_weight: float = 1.0
     reference_rate: float = 0.15
-    novelty_gain: float = 1.5
+    novelty_gain: float = 2.0
     novelty_halflife_days: float = 3.0
-    novelty_max: float = 0.4
+    novelty_habituation: float = 20.0
+    habituation_halflife_days: float = 14.0
     intrinsic_recovery: float = 0.1
     crowding_threshold: float = 1.0
     habit_days: float = 14.0
@@ -158,6 +161,12 @@ class Scenario:
         return resolve_economy(self.economy, where=f"scenario {self.name!r} economy")
 
 
+POSITIVE_FIELDS = frozenset(
+    {"xp_scale", "novelty_halflife_days", "habituation_halflife_days", "habit_days"}
+)
+"""Behaviour constants that divide: zero is as invalid as negative."""
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
@@ -199,6 +208,7 @@ def _distribution(value: object, where: str, bounds: tuple[float, float]) -> Dis
                 _number(value["mean"], where + ".mean"),
                 _number(value["sd"], where + ".sd"),
                 lower=lo,
+                upper=hi,
             )
         elif keys == {"median", "sd_log"}:
             dist = Distribution(
@@ -206,6 +216,7 @@ def _distribution(value: object, where: str, bounds: tuple[float, float]) -> Dis
                 _number(value["median"], where + ".median"),
                 _number(value["sd_log"], where + ".sd_log"),
                 lower=lo,
+                upper=hi,
             )
             if dist.a <= 0:
                 raise SpecError(f"{where}.median: must be > 0, got {dist.a}")
@@ -226,7 +237,7 @@ def _distribution(value: object, where: str, bounds: tuple[float, float]) -> Dis
             raise SpecError(f"{where}: spread must be >= 0, got {dist.b}")
         centre = dist.median()
     else:
-        dist = Distribution("constant", _number(value, where), lower=lo)
+        dist = Distribution("constant", _number(value, where), lower=lo, upper=hi)
         centre = dist.a
     if not lo <= centre <= hi:
         raise SpecError(f"{where}: value {centre} outside the allowed range [{lo}, {hi}]")
@@ -247,6 +258,9 @@ def _dataclass_from(cls: type, data: object, where: str) -> Any:
     negative = [k for k, v in values.items() if v < 0]
     if negative:
         raise SpecError(f"{where}.{negative[0]}: must be >= 0, got {values[negative[0]]}")
+    zero = [k for k, v in values.items() if v == 0 and k in POSITIVE_FIELDS]
+    if zero:
+        raise SpecError(f"{where}.{zero[0]}: must be > 0 (it is a scale or a half-life)")
     return cls(**values)
 
 
@@ -328,16 +342,22 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
     interference = _number(data.get("interference", 0.0), f"{source}, field 'interference'")
     if interference < 0:
         raise SpecError(f"{source}, field 'interference': must be >= 0, got {interference}")
+    economy = data.get("economy") or {}
+    if not isinstance(economy, Mapping):
+        raise SpecError(f"{source}, field 'economy': expected a mapping of economy keys")
     scenario = Scenario(
         name=str(data.get("name", source)),
         days=days,
         decision_interval=interval,
-        economy=dict(data.get("economy") or {}),
+        economy=dict(economy),
         objective=_dataclass_from(Objective, data.get("objective"), f"{source}, objective"),
         interference=interference,
         guardrails=dict(data.get("guardrails") or {}),
     )
-    scenario.base_economy()  # validates the tenant economy now, not mid-run
+    try:
+        scenario.base_economy()  # validates the tenant economy now, not mid-run
+    except EconomyError as exc:
+        raise SpecError(f"{source}, field 'economy': {exc}") from exc
     return scenario
 
 
