@@ -9,8 +9,8 @@ i.e. the value the arm created that day per enrolled user.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -21,7 +21,7 @@ from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, 
 from arena_rl.metrics import METRICS, Signals, signals, summarise
 from arena_rl.population import Population
 from arena_rl.specs import PopulationSpec, Scenario, load_population, load_scenario
-from arena_rl.stats import MetricValue
+from arena_rl.stats import MetricValue, RatioSummary
 
 CONTROL = "control"
 COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")
@@ -191,7 +191,7 @@ class ArenaParallelEnv(ParallelEnv):
         outcome = pop.step(economy)
         summaries = summarise(pop)
         self._signals = signals(pop, summaries)
-        retention = summaries["RETENTION_RATE"]
+        retention = cast(Sequence[RatioSummary], summaries["RETENTION_RATE"])
         for i, agent in enumerate(self.agents, start=1):
             treated, control = retention[i], retention[0]
             rails.check_harm(

@@ -17,6 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
+import numpy as np
 from scipy.stats import fisher_exact
 
 from arena_rl.economy import (
@@ -387,7 +388,7 @@ class Guardrails:
                 [treatment_active, treatment_n - treatment_active],
                 [control_active, control_n - control_active],
             ]
-            p = float(fisher_exact(table, alternative="less").pvalue)
+            p = float(fisher_exact(np.array(table), alternative="less").pvalue)
             if p < cfg.breaker_alpha:
                 reason = f"retention {t_rate:.3f} vs control {c_rate:.3f}, one-sided p={p:.2g}"
         if reason is None:

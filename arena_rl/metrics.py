@@ -7,7 +7,7 @@ within users, Holm across arms) come from :mod:`arena_rl.stats`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,8 @@ METRICS: tuple[str, ...] = (
 """The six live-platform metrics, in a fixed order (observation layout depends on it)."""
 
 Summary = MeanSummary | RatioSummary
+Summaries = Mapping[str, Sequence[Summary]]
+"""Per metric, one summary per arm (row 0 = control)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def _ratio_summaries(x: np.ndarray, m: np.ndarray) -> list[RatioSummary]:
     return [RatioSummary(*map(int, column)) for column in sums.T]
 
 
-def summarise(pop: Population) -> dict[str, list[Summary]]:
+def summarise(pop: Population) -> Summaries:
     """Per metric, one summary per arm (row 0 = control) of the enrolled users' state."""
     n = pop.n_enrolled
     u = slice(None, n)
@@ -102,7 +104,7 @@ def summarise(pop: Population) -> dict[str, list[Summary]]:
     }
 
 
-def signals(pop: Population, summaries: Mapping[str, list[Summary]] | None = None) -> list[Signals]:
+def signals(pop: Population, summaries: Summaries | None = None) -> list[Signals]:
     """The live-platform signals of every arm (index 0 = control)."""
     summaries = summaries or summarise(pop)
     n = pop.n_enrolled
@@ -125,7 +127,7 @@ def signals(pop: Population, summaries: Mapping[str, list[Summary]] | None = Non
 
 
 def compare_to_control(
-    summaries: Mapping[str, list[Summary]], variants: list[str], alpha: float = 0.05
+    summaries: Summaries, variants: list[str], alpha: float = 0.05
 ) -> list[Comparison]:
     """Every treatment arm vs control on every metric; Holm-adjusted across arms per metric.
 

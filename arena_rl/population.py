@@ -211,7 +211,7 @@ class Population:
         self.habituation = np.zeros((n_arms, 1), F32)
         self._last_typical: np.ndarray | None = None
         self._response: _EconomyResponse | None = None
-        self._scratch = {name: np.zeros(shape, F32) for name in SCRATCH_F32}
+        self._scratch: dict[str, np.ndarray] = {name: np.zeros(shape, F32) for name in SCRATCH_F32}
         self._scratch.update(
             {name: np.zeros(shape, bool) for name in ("active", "churned", "done")}
         )

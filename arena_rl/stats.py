@@ -276,7 +276,9 @@ def fisher(
     p_t, p_c = treatment.proportion, control.proportion
     s_t, n_t = treatment.effective()
     s_c, n_c = control.effective()
-    res = stats.fisher_exact([[s_t, n_t - s_t], [s_c, n_c - s_c]], alternative="two-sided")
+    res = stats.fisher_exact(
+        np.array([[s_t, n_t - s_t], [s_c, n_c - s_c]]), alternative="two-sided"
+    )
     p = float(res.pvalue)
     odds = float(res.statistic)
 

@@ -193,3 +193,15 @@ def test_render_ansi_lists_every_arm() -> None:
     assert text is not None
     for arm in ("control", "variant_1", "variant_2"):
         assert arm in text
+
+
+def test_step_results_pickle() -> None:
+    env = arena_rl.parallel_env(**SMALL)
+    env.reset(seed=0)
+    env.step({"variant_1": ConfigUpdate({"scanXp": 30}, "x"), "variant_2": None})
+    results = (env.last_result, env.signals_of("control"), env.guardrails.audit_log)
+    assert pickle.loads(pickle.dumps(results)) == results
+    assert env.population is not None
+    outcome = env.population.step(np.ones((3, 10)) * 10)
+    again = pickle.loads(pickle.dumps(outcome))
+    assert np.array_equal(again.value, outcome.value) and again.day == outcome.day
