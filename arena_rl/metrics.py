@@ -1,6 +1,8 @@
 """Per-variant signals, as the live platform reports them, computed from simulated users.
 
-Each metric is summarised per arm with one reduction over the user axis; statistics vs control
+Windows: SCAN_FREQUENCY and XP_VELOCITY are today's (per active user, per enrolled user),
+RETENTION_RATE the last seven days, STREAK_LENGTH the current streak, and MISSION_COMPLETION
+and FEEDBACK_QUALITY everything since enrolment. Each metric is summarised per arm with one reduction over the user axis; statistics vs control
 (Welch's t, Fisher's exact with a design-effect correction for metrics whose trials cluster
 within users, Holm across arms) come from :mod:`arena_rl.stats`.
 """
@@ -88,10 +90,9 @@ def summarise(pop: Population) -> Summaries:
     recent = pop.recent[:, u]
     active_today = (recent & 1).astype(bool)
     active_7d = (recent & WEEK_MASK) > 0
-    days_enrolled = np.maximum(pop.day - pop.enrol_day[:, u], 1)
     return {
         "SCAN_FREQUENCY": _mean_summaries(pop.scans_today[:, u], active_today),
-        "XP_VELOCITY": _mean_summaries(pop.xp_total[:, u] / days_enrolled, enrolled),
+        "XP_VELOCITY": _mean_summaries(pop.xp_today[:, u], enrolled),
         "RETENTION_RATE": [
             RatioSummary.from_counts(int(k), int(e))
             for k, e in zip(active_7d.sum(axis=1), enrolled.sum(axis=1), strict=True)

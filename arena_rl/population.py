@@ -32,7 +32,7 @@ WEEK_MASK = np.uint8(0x7F)
 _K = {key: i for i, key in enumerate(ECONOMY_KEYS)}
 STATE_FIELDS = (
     "intrinsic_now", "reference", "streak", "alive", "mission_progress",
-    "scans_today", "scans_total", "active_days", "xp_total", "feedback_total",
+    "scans_today", "xp_today", "scans_total", "active_days", "xp_total", "feedback_total",
     "useful_total", "missions_assigned", "missions_completed",
 )  # fmt: skip
 
@@ -223,6 +223,7 @@ class Population:
     alive: np.ndarray
     mission_progress: np.ndarray
     scans_today: np.ndarray
+    xp_today: np.ndarray
     scans_total: np.ndarray
     active_days: np.ndarray
     xp_total: np.ndarray
@@ -433,6 +434,7 @@ class Population:
         reference += f1  # the reference point adapts to what users get used to
 
         self.scans_today[:, u] = scans
+        self.xp_today[:, u] = xp
         self.scans_total[:, u] += scans
         self.active_days[:, u] += active
         self.xp_total[:, u] += xp
