@@ -2,9 +2,10 @@
 
 Windows: SCAN_FREQUENCY and XP_VELOCITY are today's (per active user, per enrolled user),
 RETENTION_RATE the last seven days, STREAK_LENGTH the current streak, and MISSION_COMPLETION
-and FEEDBACK_QUALITY everything since enrolment. Each metric is summarised per arm with one reduction over the user axis; statistics vs control
-(Welch's t, Fisher's exact with a design-effect correction for metrics whose trials cluster
-within users, Holm across arms) come from :mod:`arena_rl.stats`.
+and FEEDBACK_QUALITY everything since enrolment. Each metric is summarised per arm with one
+reduction over the user axis; statistics vs control (Welch's t, Fisher's exact with a
+design-effect correction for metrics whose trials cluster within users, Holm across arms) come
+from :mod:`arena_rl.stats`.
 """
 
 from __future__ import annotations

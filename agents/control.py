@@ -1,0 +1,16 @@
+"""``control``: never changes anything. The zero-lift reference every strategy must beat."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agents.common import BaseAgent
+from arena_rl.guardrails import ConfigUpdate
+from arena_rl.metrics import Signals
+
+
+class StaticControl(BaseAgent):
+    """Holds the variant at its starting economy for the whole experiment."""
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        return None

@@ -1,0 +1,129 @@
+"""The agent protocol: the live SDK's decision function, plus a seeded reset and a result hook.
+
+A strategy written against :class:`Agent` runs in the simulator (:mod:`arena_rl.experiment`)
+and, since ``decide(signals, current_config)`` is the TendedLoop SDK's shape, ports to the live
+platform unchanged. :class:`FunctionAgent` turns a plain SDK-style function into an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from arena_rl.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.metrics import Signals
+from arena_rl.specs import Objective, PopulationSpec, Scenario
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What an agent is told about its variant and experiment before it starts.
+
+    ``population`` and ``scenario`` are the simulator's ground truth: only the oracle may use
+    them; every other strategy must work from signals alone, as on the live platform.
+    """
+
+    variant: str
+    days: int
+    decision_interval: int
+    update_interval_days: float
+    delta_limit_pct: float
+    base_economy: Mapping[str, float]
+    objective: Objective
+    population: PopulationSpec
+    scenario: Scenario
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """One strategy controlling one variant."""
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        """Start a new experiment; all randomness must come from ``rng``."""
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        """The live SDK's decision function: an update with reasoning, or None to hold."""
+
+    def on_result(self, result: GuardrailResult) -> None:
+        """Receives the guardrails' answer to the update just submitted."""
+
+
+class BaseAgent:
+    """Shared plumbing for strategies: keeps info and rng, and honours the rate limit.
+
+    Subclasses implement ``decide`` and call :meth:`may_update` first, so they never spend a
+    submission the rate limiter would reject.
+    """
+
+    info_: VariantInfo
+    rng_: np.random.Generator
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        self.info_, self.rng_ = info, rng
+        self.next_allowed_ = 0.0
+        self.last_result_: GuardrailResult | None = None
+
+    def may_update(self, signals: Signals) -> bool:
+        """Whether an update now would pass the rate limiter (sim day >= next allowed)."""
+        return signals.experiment_days >= self.next_allowed_ - 1e-9
+
+    def on_result(self, result: GuardrailResult) -> None:
+        self.last_result_ = result
+        if result.next_allowed_update is not None:
+            self.next_allowed_ = result.next_allowed_update
+
+
+def objective_estimate(signals: Signals, objective: Objective) -> float | None:
+    """The scenario objective of one day per enrolled user, estimated from public signals.
+
+    Uses today's active share, scans per active user, useful-feedback share and XP per user
+    (reports and per-segment scan values are not observable and are left out). None when
+    nobody is enrolled or the needed metrics have no data yet.
+    """
+    if signals.enrolled == 0:
+        return None
+    m = signals.metrics
+    active = signals.active_today / signals.enrolled
+    scans = active * m["SCAN_FREQUENCY"].value
+    useful = scans * m["FEEDBACK_QUALITY"].value
+    xp = m["XP_VELOCITY"].value
+    return (
+        objective.active_value * active
+        + objective.scan_value * scans
+        + objective.useful_feedback_value * useful
+        - objective.xp_cost * xp
+        - objective.overspend_cost * max(xp - objective.xp_budget, 0.0)
+    )
+
+
+SdkDecide = Callable[[Signals, dict[str, float]], Any]
+
+
+def as_update(answer: Any) -> ConfigUpdate | None:
+    """Normalise what an SDK-style function returns: our ConfigUpdate, the SDK's ConfigUpdate
+    (``economy_overrides`` + ``reasoning``), a plain dict of overrides, or None."""
+    if answer is None or isinstance(answer, ConfigUpdate):
+        return answer
+    if isinstance(answer, Mapping):
+        return ConfigUpdate(dict(answer), reasoning="")
+    overrides = getattr(answer, "economy_overrides", None)
+    if isinstance(overrides, Mapping):
+        return ConfigUpdate(dict(overrides), reasoning=str(getattr(answer, "reasoning", "")))
+    raise TypeError(f"a decide function must return a ConfigUpdate, a dict or None, got {answer!r}")
+
+
+class FunctionAgent(BaseAgent):
+    """Wraps a plain ``decide(signals, config)`` function, as written for the live SDK.
+
+    Args:
+        decide: the function; it may return our or the SDK's ConfigUpdate, a dict or None.
+    """
+
+    def __init__(self, decide: SdkDecide) -> None:
+        self.decide_fn = decide
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        return as_update(self.decide_fn(signals, dict(current_config)))

@@ -1,0 +1,128 @@
+"""Play one experiment: agents drive the PettingZoo environment through the agent protocol.
+
+Pure, synchronous and seeded: the same agents, settings and seed give the same result. A
+strategy that raises is recorded as a fault for that decision and holds; the experiment goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from arena_rl.agent import Agent, VariantInfo
+from arena_rl.env import CONTROL, ArenaParallelEnv
+from arena_rl.guardrails import ConfigUpdate
+from arena_rl.metrics import compare_to_control, summarise
+from arena_rl.stats import Comparison
+
+CONTROL_ARM = "control_arm"
+"""The environment's own control arm in results (an agent may be *named* "control")."""
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Everything one experiment produced, per arm (control included) or per agent."""
+
+    seed: int
+    names: tuple[str, ...]
+    """Agent names in arm order (arm ``i + 1`` is ``names[i]``)."""
+    objective: dict[str, float]
+    """Realised scenario objective per arm (sum of daily values per enrolled user); the
+    control arm is under ``CONTROL_ARM``."""
+    daily_value: dict[str, np.ndarray]
+    comparisons: list[Comparison]
+    guardrail_counts: dict[str, dict[str, int]]
+    decision_seconds: dict[str, list[float]]
+    faults: dict[str, list[str]]
+    audit: list[dict[str, object]] = field(default_factory=list)
+
+    def lift(self, name: str) -> float:
+        """Objective of an agent's arm minus control's, on the same population sample."""
+        return self.objective[name] - self.objective[CONTROL_ARM]
+
+
+def run_experiment(
+    agents: Mapping[str, Agent], seed: int = 0, **env_kwargs: Any
+) -> ExperimentResult:
+    """Run one experiment with one arm per agent, plus control.
+
+    Args:
+        agents: name -> agent, in arm order; names must be distinct and not "control".
+        seed: root seed: the population and each agent's generator are spawned from it.
+        **env_kwargs: :class:`ArenaParallelEnv` settings (population, scenario, n_users, days,
+            decision_interval, guardrails).
+    """
+    names = tuple(agents)
+    if not names or CONTROL_ARM in names:
+        raise ValueError(f"need at least one agent, none named {CONTROL_ARM!r}; got {names}")
+    env = ArenaParallelEnv(n_agents=len(names), **env_kwargs)
+    variant_of = dict(zip(names, env.possible_agents, strict=True))
+    env_seed, *agent_seeds = np.random.SeedSequence(seed).spawn(len(names) + 1)
+    env.reset(seed=int(env_seed.generate_state(1)[0]))
+    assert env.guardrails is not None and env.population is not None
+    rails, pop = env.guardrails, env.population
+    for (name, agent), agent_seed in zip(agents.items(), agent_seeds, strict=True):
+        info = VariantInfo(
+            variant=name,
+            days=env.days,
+            decision_interval=env.decision_interval,
+            update_interval_days=env.guardrail_config.update_interval_days,
+            delta_limit_pct=env.guardrail_config.delta_limit_pct,
+            base_economy=env.scenario.base_economy(),
+            objective=env.scenario.objective,
+            population=env.spec,
+            scenario=env.scenario,
+        )
+        agent.reset(info, np.random.default_rng(agent_seed))
+
+    timings: dict[str, list[float]] = {n: [] for n in names}
+    faults: dict[str, list[str]] = {n: [] for n in names}
+    daily: dict[str, list[float]] = {arm: [] for arm in (CONTROL_ARM, *names)}
+    while env.agents:
+        actions: dict[str, ConfigUpdate | None] = {}
+        if pop.day % env.decision_interval == 0:
+            for name, agent in agents.items():
+                variant = variant_of[name]
+                started = time.perf_counter()
+                try:
+                    actions[variant] = agent.decide(
+                        env.signals_of(variant), rails.current_config(variant)
+                    )
+                except Exception as exc:  # a faulty strategy holds; the experiment goes on
+                    faults[name].append(f"day {pop.day}: {type(exc).__name__}: {exc}")
+                    actions[variant] = None
+                timings[name].append(time.perf_counter() - started)
+        before = dict(env.objective)
+        env.step(actions)
+        for arm in daily:
+            key = CONTROL if arm == CONTROL_ARM else variant_of[arm]
+            daily[arm].append(env.objective[key] - before[key])
+        for name, agent in agents.items():
+            result = env.last_result.get(variant_of[name])
+            if result is not None:
+                agent.on_result(result)
+
+    renamed = {variant_of[n]: n for n in names}
+    comparisons = [
+        Comparison(**{**c.__dict__, "variant": renamed[c.variant]})
+        for c in compare_to_control(summarise(pop), list(env.possible_agents))
+    ]
+    audit = [
+        {**entry.to_record(), "variant": renamed.get(entry.variant, entry.variant)}
+        for entry in rails.audit_log
+    ]
+    return ExperimentResult(
+        seed=seed,
+        names=names,
+        objective={arm: float(np.sum(values)) for arm, values in daily.items()},
+        daily_value={arm: np.asarray(values) for arm, values in daily.items()},
+        comparisons=comparisons,
+        guardrail_counts={n: rails.counts(variant_of[n]) for n in names},
+        decision_seconds=timings,
+        faults=faults,
+        audit=audit,
+    )
