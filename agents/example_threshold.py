@@ -1,0 +1,28 @@
+"""A complete strategy in twenty lines: the example docs/agents.md walks through.
+
+Register it with ``conf/agents/<name>.yaml`` (``_target_: agents.example_threshold.ScanThreshold``)
+and select it like any other: ``'+agents=[mine]'``.
+"""
+
+from collections.abc import Mapping
+
+from agents.common import BaseAgent, confident, toward
+from arena_rl.guardrails import ConfigUpdate
+from arena_rl.metrics import Signals
+
+
+class ScanThreshold(BaseAgent):
+    """Nudges scanXp up while users scan less than ``target_scans`` a day, down above it."""
+
+    def __init__(self, target_scans: float = 4.0, step: float = 0.1) -> None:
+        self.target_scans, self.step = target_scans, step
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        if not self.may_update(signals) or not confident(signals, ["SCAN_FREQUENCY"]):
+            return None  # respect the rate limit; never act on low-confidence data
+        scans = signals.metrics["SCAN_FREQUENCY"].value
+        factor = 1 + self.step if scans < self.target_scans else 1 - self.step
+        target = {"scanXp": current_config["scanXp"] * factor}
+        return toward(
+            target, current_config, f"{scans:.2f} scans/day vs target {self.target_scans}"
+        )
