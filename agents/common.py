@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from arena_rl.agent import BaseAgent, VariantInfo, objective_estimate
-from arena_rl.economy import ECONOMY_KEYS, round_caps
+from arena_rl.economy import ECONOMY_KEYS, INTEGER_KEYS, round_caps
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
+from arena_rl.specs import Objective
 
-__all__ = ["BaseAgent", "confident", "reward", "scaled", "toward"]
+__all__ = ["BaseAgent", "confident", "cost_share", "nudged", "reward", "scaled", "toward"]
 
 LEVELS = {"low": 0, "medium": 1, "high": 2}
 
@@ -55,3 +58,40 @@ def toward(
 def scaled(base: Mapping[str, float], multipliers: Mapping[str, float]) -> dict[str, float]:
     """``base`` with some keys multiplied (caps rounded): how arms are written in config."""
     return round_caps({k: base[k] * multipliers.get(k, 1.0) for k in ECONOMY_KEYS})
+
+
+def cost_share(signals: Signals, objective: Objective, minimum: str = "medium") -> float | None:
+    """Today's XP cost as a share of the gross value it is estimated to bring.
+
+    Gross value = the reward estimate plus the XP cost; None until the reward metrics
+    (XP_VELOCITY among them) have ``minimum`` confidence, or when nothing is produced.
+    """
+    net = objective_estimate(signals, objective)
+    if net is None or not confident(signals, REWARD_METRICS, minimum):
+        return None
+    xp = signals.metrics["XP_VELOCITY"].value
+    cost = objective.xp_cost * xp + objective.overspend_cost * max(xp - objective.xp_budget, 0.0)
+    gross = net + cost
+    return cost / gross if gross > 0.0 and np.isfinite(gross) else None
+
+
+def nudged(
+    current: Mapping[str, float], keys: Sequence[str], factor: float, min_cap: float = 1.0
+) -> dict[str, float]:
+    """``current`` with ``keys`` multiplied by ``factor``.
+
+    A cap moves by at least one whole unit (rounding would otherwise pin a small cap, e.g.
+    2 × 0.88 → 2) and never below ``min_cap`` when cut.
+    """
+    target = dict(current)
+    for key in keys:
+        value = current[key] * factor
+        if key in INTEGER_KEYS:
+            step = round(value) - current[key]
+            if step == 0 and factor != 1.0:
+                step = 1.0 if factor > 1.0 else -1.0
+            value = current[key] + step
+            if factor < 1.0:
+                value = max(value, min(min_cap, current[key]))
+        target[key] = max(value, 0.0)
+    return target

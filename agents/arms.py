@@ -1,0 +1,215 @@
+"""What the arm-based bandits (``ucb``, ``thompson``, ``etc``, ``linucb``) share: arms as target
+economies, and the pull schedule.
+
+An arm is a target economy, written in config as multipliers of the base economy. Pulling an arm
+takes days, not a click: the variant moves toward the arm's economy (the delta clamp may need
+several updates), the first ``transition_days`` at the target are not scored (novelty after a
+raise, loss aversion after a cut), and the pull's reward is the mean of
+:func:`agents.common.reward` over the next ``hold_days``. Only completed pulls reach the
+statistics. Subclasses choose *which* arm to pull next (:meth:`ArmBandit.select`).
+
+Two things keep 28 days of pulls honest: arm means are compared after removing a common drift
+(the population changes over the weeks, so early and late pulls differ for reasons that are
+not the arm), and no new arm is started that cannot finish before the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.common import BaseAgent, reward, scaled, toward
+from arena_rl.agent import VariantInfo
+from arena_rl.guardrails import ConfigUpdate
+from arena_rl.metrics import Signals
+
+Arms = Mapping[str, Mapping[str, float]]
+"""Arm name -> {economy key: multiplier of the base economy}; keys left out stay at base."""
+
+DRIFT_RIDGE = 20.0
+"""Pseudo-evidence (in day²) that the population does not drift: a slope is believed only once
+an arm's repeated pulls lie some days apart (two pulls 6 days apart give 18 day²)."""
+
+
+def arm_economies(base: Mapping[str, float], arms: Arms) -> dict[str, dict[str, float]]:
+    """Each arm's target economy: the base economy scaled by the arm's multipliers."""
+    if not arms:
+        raise ValueError("an arm-based strategy needs at least one arm")
+    return {name: scaled(base, multipliers) for name, multipliers in arms.items()}
+
+
+@dataclass
+class Pull:
+    """The pull in progress: its arm, why it was chosen, days at the target, rewards kept."""
+
+    arm: int
+    why: str
+    days_at_target: int = 0
+    rewards: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompletedPull:
+    """A finished pull: its arm, mean reward, the daily rewards averaged, and the day it ended."""
+
+    arm: int
+    value: float
+    daily: tuple[float, ...]
+    day: int
+
+
+class ArmBandit(BaseAgent):
+    """Runs pulls of economy arms; subclasses choose the arms.
+
+    Subclasses implement :meth:`select` and may override :meth:`on_hold` (each scored day) and
+    :meth:`learn` (each completed pull). The shared statistics are ``counts_`` (completed
+    pulls per arm), ``pulls_`` (every completed pull, in order) and the helpers below.
+
+    Args:
+        arms: arm name -> multipliers of the base economy.
+        hold_days: days of reward averaged per pull, after the transition.
+        transition_days: days at a new target that are not scored.
+    """
+
+    def __init__(self, arms: Arms, hold_days: int = 2, transition_days: int = 0) -> None:
+        self.arms = arms
+        self.hold_days = hold_days
+        self.transition_days = transition_days
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        super().reset(info, rng)
+        if self.hold_days < 1 or self.transition_days < 0:
+            raise ValueError("need hold_days >= 1 and transition_days >= 0")
+        economies = arm_economies(info.base_economy, self.arms)
+        self.arm_names_: list[str] = list(economies)
+        self.targets_: list[dict[str, float]] = list(economies.values())
+        self.counts_ = np.zeros(len(self.targets_), dtype=np.int64)
+        self.pulls_: list[CompletedPull] = []
+        self.pull_: Pull | None = None
+
+    # ---- what subclasses supply ------------------------------------------------------------
+
+    def select(self, signals: Signals) -> tuple[int, str]:
+        """The arm to pull next, and why (it goes into the update's reasoning)."""
+        raise NotImplementedError
+
+    def on_hold(self, signals: Signals) -> None:
+        """Called on every scored day of the pull in progress (e.g. to record context)."""
+
+    def learn(self, pull: CompletedPull) -> None:
+        """Called once per completed pull, after ``counts_`` and ``pulls_`` include it."""
+
+    # ---- shared statistics -----------------------------------------------------------------
+
+    def first_untried(self) -> int | None:
+        """The first arm (in config order) never pulled to completion, if any."""
+        untried = np.flatnonzero(self.counts_ == 0)
+        return int(untried[0]) if untried.size else None
+
+    def drift(self) -> float:
+        """Common reward drift per day, fitted within arms over the completed pulls.
+
+        Churn, habits and fading novelty move every arm's reward over the weeks, so a pull from
+        day 3 and one from day 20 are not comparable as they stand. The slope comes from arms
+        pulled more than once (arm fixed effects + one linear trend), shrunk by
+        :data:`DRIFT_RIDGE` toward 0; it is 0 until some arm has been pulled twice.
+        """
+        if len(self.pulls_) < 2:
+            return 0.0
+        k, n = len(self.targets_), np.maximum(self.counts_, 1)
+        arms = np.array([p.arm for p in self.pulls_])
+        days = np.array([p.day for p in self.pulls_], dtype=float)
+        values = np.array([p.value for p in self.pulls_])
+        day_c = days - (np.bincount(arms, days, k) / n)[arms]
+        value_c = values - (np.bincount(arms, values, k) / n)[arms]
+        return float(day_c @ value_c) / (float(day_c @ day_c) + DRIFT_RIDGE)
+
+    def arm_means(self) -> np.ndarray:
+        """(n_arms,) mean pull reward per arm as of the latest pull (drift removed); NaN for arms
+        never pulled."""
+        means = np.full(len(self.targets_), np.nan)
+        if not self.pulls_:
+            return means
+        slope, latest = self.drift(), self.pulls_[-1].day
+        arms = np.array([p.arm for p in self.pulls_])
+        values = np.array([p.value + slope * (latest - p.day) for p in self.pulls_])
+        tried = self.counts_ > 0
+        means[tried] = (np.bincount(arms, values, len(means)) / np.maximum(self.counts_, 1))[tried]
+        return means
+
+    def pull_noise(self) -> float | None:
+        """Standard error of one pull's reward, from the day-to-day scatter within pulls.
+
+        Pooled over the completed pulls (each gives hold_days - 1 degrees of freedom); None
+        until there is scatter to pool. The unit in which arms are compared.
+        """
+        dof = sum(len(p.daily) - 1 for p in self.pulls_)
+        if dof <= 0:
+            return None
+        squares = sum(float(np.sum((np.array(p.daily) - p.value) ** 2)) for p in self.pulls_)
+        level = float(np.mean([abs(p.value) for p in self.pulls_]))
+        floor = 1e-3 * level + 1e-9  # identical days must not make every difference infinite
+        return max(float(np.sqrt(squares / dof / self.hold_days)), floor)
+
+    def normalised(self, values: np.ndarray) -> np.ndarray:
+        """Rewards centred on the average completed pull, in units of :meth:`pull_noise`."""
+        noise = self.pull_noise() or 1.0
+        centre = float(np.mean([p.value for p in self.pulls_])) if self.pulls_ else 0.0
+        return (np.asarray(values, dtype=float) - centre) / noise
+
+    def best_arm(self) -> int:
+        """The pulled arm with the highest drift-adjusted mean (arm 0 before any pull)."""
+        return int(np.nanargmax(self.arm_means())) if self.pulls_ else 0
+
+    # ---- the schedule ----------------------------------------------------------------------
+
+    def _observe(self, signals: Signals, current: Mapping[str, float]) -> bool:
+        """Score one observed day of the pull in progress; True when the pull completes."""
+        pull = self.pull_
+        assert pull is not None
+        if toward(self.targets_[pull.arm], current, "") is not None:
+            # not there yet, or pushed off it (a breaker reset): the count starts again
+            pull.days_at_target, pull.rewards = 0, []
+            return False
+        # the config in force is the target, so yesterday (what today's signals show) ran on it
+        pull.days_at_target += 1
+        value = reward(signals, self.info_)
+        if pull.days_at_target <= self.transition_days or value is None:
+            return False
+        self.on_hold(signals)
+        pull.rewards.append(value)
+        if len(pull.rewards) < self.hold_days:
+            return False
+        done = CompletedPull(
+            pull.arm, float(np.mean(pull.rewards)), tuple(pull.rewards), signals.experiment_days
+        )
+        self.counts_[done.arm] += 1
+        self.pulls_.append(done)
+        self.learn(done)
+        return True
+
+    def _start_pull(self, signals: Signals, current: Mapping[str, float], last: int | None) -> Pull:
+        arm, why = self.select(signals)
+        there = toward(self.targets_[arm], current, "") is None
+        days_needed = (0 if there else 1 + self.transition_days) + self.hold_days
+        if arm != last and days_needed > self.info_.days - signals.experiment_days:
+            # a pull that cannot finish teaches nothing: stay with the best arm so far
+            arm, why = self.best_arm(), "too few days left for another pull; best arm so far"
+        pull = Pull(arm, why)
+        if arm == last:  # still there and settled: no transition to sit out
+            pull.days_at_target = self.transition_days
+        return pull
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        last = None
+        if self.pull_ is not None and self._observe(signals, current_config):
+            last, self.pull_ = self.pull_.arm, None
+        if self.pull_ is None:
+            self.pull_ = self._start_pull(signals, current_config, last)
+        if not self.may_update(signals):
+            return None
+        pull = self.pull_
+        reasoning = f"pull arm {self.arm_names_[pull.arm]!r}: {pull.why}"
+        return toward(self.targets_[pull.arm], current_config, reasoning)

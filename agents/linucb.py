@@ -1,0 +1,106 @@
+"""``linucb``: disjoint LinUCB — an arm's value depends on the state of the population.
+
+As the SDK's 08_contextual_bandit (Li et al., WWW 2010, algorithm 1): each arm has its own
+ridge regression of reward on a context vector, ``A_i = I + Σ x xᵀ``, ``b_i = Σ r x``, and the
+arm with the highest ``θ_iᵀx + α·sqrt(xᵀ A_i⁻¹ x)`` is pulled. The context is what a live agent
+sees, each feature scaled to about [0, 1]: a bias, the share of enrolled users active today,
+7-day retention, scans per active user, XP per enrolled user and the elapsed share of the
+experiment (so "this arm was good *early*" can be told from "this arm is good"). A pull's
+context is the mean over its scored days; rewards are normalised as for the other bandits
+(centred, in units of one pull's noise), and since that scale is re-estimated as pulls come in,
+``A`` and ``b`` are rebuilt from the stored pulls (a handful) at every choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.arms import ArmBandit, Arms, CompletedPull
+from agents.common import confident
+from arena_rl.agent import VariantInfo
+from arena_rl.metrics import Signals
+
+SCAN_SCALE = 5.0
+"""Scans per active user that count as a full feature (the SDK's SCAN/5)."""
+XP_SCALE = 100.0
+"""XP per enrolled user and day that counts as a full feature (the default economy pays ~50)."""
+FEATURES = ("bias", "active_share", "retention", "scan_frequency", "xp_velocity", "day_fraction")
+
+
+def context(signals: Signals, days: int) -> np.ndarray:
+    """(6,) context features in [0, 1]; a metric without confidence reads as 0.5 (unknown)."""
+
+    def metric(name: str, scale: float) -> float:
+        if not confident(signals, (name,)):
+            return 0.5
+        return float(np.clip(signals.metrics[name].value / scale, 0.0, 1.0))
+
+    active = signals.active_today / signals.enrolled if signals.enrolled else 0.5
+    return np.array(
+        [
+            1.0,
+            float(np.clip(active, 0.0, 1.0)),
+            metric("RETENTION_RATE", 1.0),
+            metric("SCAN_FREQUENCY", SCAN_SCALE),
+            metric("XP_VELOCITY", XP_SCALE),
+            float(np.clip(signals.experiment_days / max(days, 1), 0.0, 1.0)),
+        ]
+    )
+
+
+class LinUCB(ArmBandit):
+    """Disjoint LinUCB over arms of the economy.
+
+    Args:
+        arms: arm name -> multipliers of the base economy (ties, e.g. before any pull, go to the
+            first arm in this order).
+        alpha: width of the confidence bonus, in pull-noise units; 0 is greedy. Larger than the
+            SDK's 1.5, whose rewards live on [0, 1]; ours are several pull-noise units apart.
+        ridge: weight of the identity prior in ``A_i`` (1 is the paper's).
+        hold_days: days of reward averaged per pull, after the transition.
+        transition_days: days at a new target that are not scored.
+    """
+
+    def __init__(
+        self,
+        arms: Arms,
+        alpha: float = 4.0,
+        ridge: float = 1.0,
+        hold_days: int = 2,
+        transition_days: int = 0,
+    ) -> None:
+        super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
+        self.alpha = alpha
+        self.ridge = ridge
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        super().reset(info, rng)
+        self.held_contexts_: list[np.ndarray] = []
+        self.pull_contexts_: list[np.ndarray] = []  # one per completed pull, as self.pulls_
+
+    def on_hold(self, signals: Signals) -> None:
+        self.held_contexts_.append(context(signals, self.info_.days))
+
+    def learn(self, pull: CompletedPull) -> None:
+        # the last hold_days contexts are this pull's (a restarted pull leaves older ones)
+        self.pull_contexts_.append(np.mean(self.held_contexts_[-len(pull.daily) :], axis=0))
+        self.held_contexts_ = []
+
+    def scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n_arms,) predicted normalised reward and confidence bonus for context ``x``."""
+        k, d = len(self.targets_), x.size
+        a = np.tile(self.ridge * np.eye(d), (k, 1, 1))
+        b = np.zeros((k, d))
+        rewards = self.normalised(np.array([p.value for p in self.pulls_]))
+        for pull, features, r in zip(self.pulls_, self.pull_contexts_, rewards, strict=True):
+            a[pull.arm] += np.outer(features, features)
+            b[pull.arm] += r * features
+        a_inv = np.linalg.inv(a)
+        theta = np.einsum("kij,kj->ki", a_inv, b)
+        width = np.sqrt(np.einsum("i,kij,j->k", x, a_inv, x))
+        return theta @ x, self.alpha * width
+
+    def select(self, signals: Signals) -> tuple[int, str]:
+        predicted, bonus = self.scores(context(signals, self.info_.days))
+        arm = int(np.argmax(predicted + bonus))
+        return arm, f"highest upper bound {predicted[arm]:+.2f} + {bonus[arm]:.2f} in this context"

@@ -1,0 +1,66 @@
+"""``thompson``: Thompson sampling over a handful of economies, with a Gaussian posterior.
+
+The SDK's 05_thompson_sampling keeps a Beta-Bernoulli posterior on "the composite went up since
+the last cycle". Our reward is the scenario objective, a continuous average over thousands of
+users (near-normal by the central limit theorem, possibly negative); turning it into a coin
+flip would throw away how much better an arm is, and "up since yesterday" mostly measures the
+drift of the population and the shock of the last change, not the arm. So each arm's mean pull
+reward gets a Normal-Normal posterior (known noise: the measured scatter of one pull, see
+:meth:`agents.arms.ArmBandit.pull_noise`), and the arm whose posterior draw is highest is
+pulled next. As in Agrawal & Goyal's Gaussian Thompson sampling (AISTATS 2013), every arm is
+played once first: the prior is centred and scaled by what the pulls measure, and a random
+first sweep would zigzag the economy between raises and cuts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.arms import ArmBandit, Arms
+from arena_rl.metrics import Signals
+
+
+class ThompsonSampling(ArmBandit):
+    """Gaussian Thompson sampling over arms of the economy.
+
+    Work is in normalised units (pull rewards centred on the average pull and divided by the
+    noise of one pull), so the prior is scale-free: arm means ~ N(0, prior_sd²) around the
+    average arm, each pull ~ N(arm mean, noise_sd²).
+
+    Args:
+        arms: arm name -> multipliers of the base economy (tried once each, in this order).
+        prior_sd: prior spread of arm means around the average arm, in pull-noise units.
+        noise_sd: spread of one pull around its arm's mean, in pull-noise units (above 1 when
+            the population drifts between pulls more than it scatters within one).
+        hold_days: days of reward averaged per pull, after the transition.
+        transition_days: days at a new target that are not scored.
+    """
+
+    def __init__(
+        self,
+        arms: Arms,
+        prior_sd: float = 3.0,
+        noise_sd: float = 1.0,
+        hold_days: int = 2,
+        transition_days: int = 0,
+    ) -> None:
+        super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
+        self.prior_sd = prior_sd
+        self.noise_sd = noise_sd
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_arms,) posterior mean and sd of each arm's mean, in normalised units."""
+        n = self.counts_.astype(float)
+        observed = self.normalised(np.nan_to_num(self.arm_means()))
+        precision = 1.0 / self.prior_sd**2 + n / self.noise_sd**2
+        mean = np.where(n > 0, n * observed / self.noise_sd**2, 0.0) / precision
+        return mean, 1.0 / np.sqrt(precision)
+
+    def select(self, signals: Signals) -> tuple[int, str]:
+        untried = self.first_untried()
+        if untried is not None:
+            return untried, "every arm is pulled once first"
+        mean, sd = self.posterior()
+        draws = mean + sd * self.rng_.standard_normal(mean.size)
+        arm = int(np.argmax(draws))
+        return arm, f"highest posterior draw {draws[arm]:+.2f} (posterior mean {mean[arm]:+.2f})"
