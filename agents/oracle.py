@@ -1,7 +1,11 @@
-"""``oracle``: steers toward the simulator's best static economy — the upper reference.
+"""``oracle``: follows the simulator's ground-truth plan — the upper reference.
 
 It is the only strategy allowed to read the ground truth (the population model and scenario in
-``VariantInfo``); it still goes through the same guardrails, one clamped step at a time.
+``VariantInfo``); it still goes through the same guardrails, one clamped step at a time. With
+``plan: schedule`` (default) it follows the best open-loop schedule of ``n_phases`` economies,
+found under the same delta clamp; with ``plan: static`` it steers to the best static economy.
+A schedule can beat every static economy here: users judge XP against a reference point they
+adapt to, so the order in which an economy unfolds matters.
 """
 
 from __future__ import annotations
@@ -14,34 +18,59 @@ import numpy as np
 
 from agents.common import BaseAgent, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.ground_truth import StaticOptimum, best_static_economy
+from arena_rl.ground_truth import ScheduleOptimum, best_schedule
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
 from arena_rl.specs import PopulationSpec
 
 
 @lru_cache(maxsize=16)
-def _optimum(spec: PopulationSpec, scenario_blob: bytes, users_per_arm: int) -> StaticOptimum:
+def _plan(
+    spec: PopulationSpec,
+    scenario_blob: bytes,
+    days: int,
+    n_phases: int,
+    delta_limit_pct: float,
+    users_per_arm: int,
+) -> ScheduleOptimum:
     # the scenario holds dicts (unhashable), so it is cached by its pickled bytes
-    return best_static_economy(spec, pickle.loads(scenario_blob), users_per_arm=users_per_arm)
+    return best_schedule(
+        spec,
+        pickle.loads(scenario_blob),
+        n_phases=n_phases,
+        days=days,
+        delta_limit_pct=delta_limit_pct,
+        users_per_arm=users_per_arm,
+    )
 
 
 class Oracle(BaseAgent):
-    """Knows the best static economy for the scenario and moves there as fast as allowed.
+    """Knows the best plan for the scenario and follows it as fast as the guardrails allow.
 
     Args:
+        plan: "schedule" (best open-loop schedule) or "static" (best static economy).
+        n_phases: phases of the schedule (equal lengths over the experiment).
         users_per_arm: Monte-Carlo size of the ground-truth search (cached per scenario).
     """
 
-    def __init__(self, users_per_arm: int = 3000) -> None:
+    def __init__(
+        self, plan: str = "schedule", n_phases: int = 4, users_per_arm: int = 3000
+    ) -> None:
+        self.plan = plan
+        self.n_phases = n_phases
         self.users_per_arm = users_per_arm
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
+        if self.plan not in ("schedule", "static"):
+            raise ValueError(f"oracle plan must be 'schedule' or 'static', got {self.plan!r}")
+        phases = self.n_phases if self.plan == "schedule" else 1
         blob = pickle.dumps(info.scenario)
-        self.target_ = _optimum(info.population, blob, self.users_per_arm).economy
+        self.plan_ = _plan(info.population, blob, info.days, phases, info.delta_limit_pct,
+                           self.users_per_arm)  # fmt: skip
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
         if not self.may_update(signals):
             return None
-        return toward(self.target_, current_config, "step toward the best static economy")
+        target = self.plan_.economy_on(signals.experiment_days)
+        return toward(target, current_config, f"follow the ground-truth {self.plan} plan")

@@ -20,6 +20,7 @@ from arena_rl.specs import PopulationSpec, Scenario
 
 SEARCH_MULTIPLIERS = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0, 1.2, 1.45, 2.0, 3.0)
 REFINE_MULTIPLIERS = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
+SCHEDULE_MULTIPLIERS = (0.5, 0.7, 0.85, 1.0, 1.2, 1.45, 2.0)
 UPPER_BOUND = 10.0
 """No key is searched above this multiple of its global default."""
 
@@ -107,3 +108,110 @@ def best_static_economy(
             if not improved:
                 break
     return StaticOptimum(best, best_value, default_value, evaluations)
+
+
+def evaluate_schedules(
+    schedules: np.ndarray,
+    spec: PopulationSpec,
+    scenario: Scenario,
+    *,
+    users_per_arm: int = 20_000,
+    seed: int = 12345,
+    days: int | None = None,
+    delta_limit_pct: float | None = 50.0,
+) -> np.ndarray:
+    """Expected objective of open-loop economy schedules, reached under the delta clamp.
+
+    Args:
+        schedules: (K, n_phases, 10); phase ``p`` is the target on days ``[p·L, (p+1)·L)``
+            with ``L = ceil(days / n_phases)``.
+        delta_limit_pct: each day the economy moves from the scenario's base toward the
+            target by at most this % of its current value, as the guardrails allow (None: no
+            clamp).
+
+    Returns:
+        (K,) objective summed over the horizon, on a twins population (as
+        :func:`evaluate_economies`, which is the one-phase case).
+    """
+    horizon = days or scenario.days
+    k, n_phases, _ = schedules.shape
+    phase_days = -(-horizon // n_phases)
+    alone = dataclasses.replace(scenario, interference=0.0)
+    pop = Population(spec, alone, n_arms=k, seed=seed, n_users=k * users_per_arm, twins=True)
+    current = np.tile(economy_array([scenario.base_economy()]), (k, 1))
+    total = np.zeros(k)
+    for day in range(horizon):
+        target = schedules[:, min(day // phase_days, n_phases - 1)]
+        current = target if delta_limit_pct is None else _clamped(current, target, delta_limit_pct)
+        total += pop.step(current).value
+    return total
+
+
+def _clamped(current: np.ndarray, target: np.ndarray, delta_limit_pct: float) -> np.ndarray:
+    """One day's move toward ``target`` under the delta clamp (as the guardrails apply it)."""
+    limit = delta_limit_pct / 100.0
+    reference = np.where(current > 0, current, economy_array([DEFAULT_ECONOMY]))
+    low = np.where(current > 0, current * (1 - limit), 0.0)
+    moved = np.clip(target, low, current + reference * limit)
+    caps = [i for i, key in enumerate(ECONOMY_KEYS) if key in INTEGER_KEYS]
+    moved[:, caps] = np.round(moved[:, caps])
+    return moved
+
+
+@dataclass(frozen=True)
+class ScheduleOptimum:
+    """The best open-loop schedule found: one economy per phase of equal length."""
+
+    phases: list[dict[str, float]]
+    phase_days: int
+    value: float
+    static_value: float
+    """The best static economy's value when reached under the same clamp (the start)."""
+
+    def economy_on(self, day: int) -> dict[str, float]:
+        """The economy the schedule prescribes for ``day``."""
+        return self.phases[min(day // self.phase_days, len(self.phases) - 1)]
+
+
+def best_schedule(
+    spec: PopulationSpec,
+    scenario: Scenario,
+    *,
+    n_phases: int = 4,
+    days: int | None = None,
+    delta_limit_pct: float | None = 50.0,
+    users_per_arm: int = 5_000,
+    seed: int = 12345,
+    max_sweeps: int = 2,
+) -> ScheduleOptimum:
+    """Coordinate search for the best schedule of ``n_phases`` economies.
+
+    A dynamic economy can beat every static one in this model: users judge XP against a
+    reference they adapt to (so a rising economy keeps them in the domain of gains), and the
+    day-0 economy becomes newcomers' reference at no cost. The search starts from the best
+    static economy repeated and moves one (phase, key) at a time.
+    """
+    scenario = dataclasses.replace(scenario, days=days or scenario.days)
+    static = best_static_economy(spec, scenario, users_per_arm=users_per_arm, seed=seed)
+    plan = np.tile(economy_array([static.economy]), (n_phases, 1))
+    best_value = float(evaluate_schedules(
+        plan[None], spec, scenario, users_per_arm=users_per_arm, seed=seed,
+        delta_limit_pct=delta_limit_pct,
+    )[0])  # fmt: skip
+    static_value = best_value
+    for _ in range(max_sweeps):
+        improved = False
+        for phase in range(n_phases):
+            for i, key in enumerate(ECONOMY_KEYS):
+                values = _candidates(plan[phase, i], key, SCHEDULE_MULTIPLIERS)
+                trials = np.repeat(plan[None], len(values), axis=0)
+                trials[:, phase, i] = values
+                scores = evaluate_schedules(trials, spec, scenario, users_per_arm=users_per_arm,
+                                            seed=seed, delta_limit_pct=delta_limit_pct)  # fmt: skip
+                j = int(np.argmax(scores))
+                if scores[j] > best_value + 1e-9:
+                    plan, best_value, improved = trials[j], float(scores[j]), True
+        if not improved:
+            break
+    phases = [dict(zip(ECONOMY_KEYS, map(float, row), strict=True)) for row in plan]
+    return ScheduleOptimum(phases, -(-scenario.days // n_phases), best_value, static_value)

@@ -17,8 +17,11 @@ from arena_rl.economy import (
 from arena_rl.ground_truth import (
     UPPER_BOUND,
     StaticOptimum,
+    _clamped,
+    best_schedule,
     best_static_economy,
     evaluate_economies,
+    evaluate_schedules,
 )
 from arena_rl.specs import load_population, load_scenario
 
@@ -134,3 +137,33 @@ def test_optimum_improvement_holds_on_fresh_seeds(optimum: StaticOptimum) -> Non
     # seed-to-seed spread of the default's own value (observed 3.99 vs sd 0.58)
     assert improvement.mean() > 3 * noise
     assert np.all(improvement > 0)
+
+
+def test_one_phase_schedule_without_clamp_is_the_static_evaluation() -> None:
+    spec, scenario = load_population("default"), load_scenario("default")
+    economies = [dict(DEFAULT_ECONOMY), {**DEFAULT_ECONOMY, "scanXp": 14.0}]
+    static = evaluate_economies(economies, spec, scenario, users_per_arm=300, seed=3, days=6)
+    schedules = economy_array(economies)[:, None, :]
+    scheduled = evaluate_schedules(
+        schedules, spec, scenario, users_per_arm=300, seed=3, days=6, delta_limit_pct=None
+    )
+    np.testing.assert_allclose(scheduled, static)
+
+
+def test_clamped_schedule_moves_at_most_the_delta_limit_a_day() -> None:
+    current = economy_array([DEFAULT_ECONOMY])
+    target = economy_array([{**DEFAULT_ECONOMY, "scanXp": 100.0, "photoXp": 0.0}])
+    moved = _clamped(current, target, 50.0)
+    row = dict(zip(ECONOMY_KEYS, moved[0], strict=True))
+    assert row["scanXp"] == 15.0 and row["photoXp"] == 5.0
+    assert row["feedbackXp"] == DEFAULT_ECONOMY["feedbackXp"]
+
+
+def test_best_schedule_is_at_least_the_static_optimum_under_the_same_clamp() -> None:
+    spec, scenario = load_population("default"), load_scenario("default")
+    plan = best_schedule(spec, scenario, n_phases=2, days=14, users_per_arm=600, max_sweeps=1)
+    assert plan.value >= plan.static_value
+    assert len(plan.phases) == 2 and plan.phase_days == 7
+    assert plan.economy_on(0) == plan.phases[0] and plan.economy_on(13) == plan.phases[1]
+    for phase in plan.phases:
+        validate_overrides(phase)
