@@ -14,9 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from arena_rl.env import decode_observation
-from arena_rl.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult
 from arena_rl.metrics import Signals
-from arena_rl.specs import Objective, PopulationSpec, Scenario
+from arena_rl.specs import Objective, PopulationSpec, Scenario, load_population, load_scenario
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,35 @@ class VariantInfo:
     objective: Objective
     population: PopulationSpec
     scenario: Scenario
+
+    @classmethod
+    def of(
+        cls,
+        variant: str = "variant",
+        population: str | PopulationSpec = "default",
+        scenario: str | Scenario = "default",
+        *,
+        days: int | None = None,
+        decision_interval: int | None = None,
+        guardrails: GuardrailConfig | None = None,
+        base_economy: Mapping[str, float] | None = None,
+    ) -> VariantInfo:
+        """Build the info for presets by name (or objects); unset settings come from the
+        scenario, as the environment would set them."""
+        spec = population if isinstance(population, PopulationSpec) else load_population(population)
+        scen = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        rails = guardrails or GuardrailConfig(**scen.guardrails)
+        return cls(
+            variant=variant,
+            days=days or scen.days,
+            decision_interval=decision_interval or scen.decision_interval,
+            update_interval_days=rails.update_interval_days,
+            delta_limit_pct=rails.delta_limit_pct,
+            base_economy=dict(base_economy or scen.base_economy()),
+            objective=scen.objective,
+            population=spec,
+            scenario=scen,
+        )
 
 
 @runtime_checkable

@@ -66,16 +66,13 @@ def run_experiment(
     assert env.guardrails is not None and env.population is not None
     rails, pop = env.guardrails, env.population
     for (name, agent), agent_seed in zip(agents.items(), agent_seeds, strict=True):
-        info = VariantInfo(
-            variant=name,
+        info = VariantInfo.of(
+            name,
+            env.spec,
+            env.scenario,
             days=env.days,
             decision_interval=env.decision_interval,
-            update_interval_days=env.guardrail_config.update_interval_days,
-            delta_limit_pct=env.guardrail_config.delta_limit_pct,
-            base_economy=env.scenario.base_economy(),
-            objective=env.scenario.objective,
-            population=env.spec,
-            scenario=env.scenario,
+            guardrails=env.guardrail_config,
         )
         agent.reset(info, np.random.default_rng(agent_seed))
 

@@ -25,7 +25,7 @@ from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.experiment import run_experiment
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_population, load_scenario
+from arena_rl.specs import load_scenario
 from arena_rl.stats import Confidence, MetricValue
 
 BASE = dict(DEFAULT_ECONOMY)
@@ -37,18 +37,7 @@ ARMS = {
 
 
 def info(days: int = 28) -> VariantInfo:
-    scenario = load_scenario()
-    return VariantInfo(
-        variant="v",
-        days=days,
-        decision_interval=1,
-        update_interval_days=1.0,
-        delta_limit_pct=50.0,
-        base_economy=BASE,
-        objective=scenario.objective,
-        population=load_population(),
-        scenario=scenario,
-    )
+    return VariantInfo.of("v", days=days, base_economy=BASE)
 
 
 def signals(

@@ -17,25 +17,14 @@ from arena_rl.agent import VariantInfo
 from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_population, load_scenario
+from arena_rl.specs import load_scenario
 from arena_rl.stats import MetricValue
 
 BOX = {"scanXp": [0.5, 2.0], "firstScanOfDayXp": [0.1, 1.5]}
 
 
 def variant_info(days: int = 28) -> VariantInfo:
-    scenario = load_scenario()
-    return VariantInfo(
-        variant="v",
-        days=days,
-        decision_interval=1,
-        update_interval_days=1.0,
-        delta_limit_pct=50.0,
-        base_economy=dict(DEFAULT_ECONOMY),
-        objective=scenario.objective,
-        population=load_population(),
-        scenario=scenario,
-    )
+    return VariantInfo.of("v", days=days)
 
 
 def signals_worth(day: int, value: float, confidence: str = "high") -> Signals:

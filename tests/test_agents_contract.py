@@ -17,7 +17,7 @@ from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.experiment import run_experiment
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import CONF_DIR, load_population, load_scenario
+from arena_rl.specs import CONF_DIR
 from arena_rl.stats import MetricValue
 
 AGENT_NAMES = sorted(p.stem for p in (CONF_DIR / "agents").glob("*.yaml"))
@@ -32,18 +32,7 @@ def compose_agent(name: str) -> Agent:
 
 
 def variant_info() -> VariantInfo:
-    scenario = load_scenario()
-    return VariantInfo(
-        variant="v",
-        days=28,
-        decision_interval=1,
-        update_interval_days=1.0,
-        delta_limit_pct=50.0,
-        base_economy=dict(DEFAULT_ECONOMY),
-        objective=scenario.objective,
-        population=load_population(),
-        scenario=scenario,
-    )
+    return VariantInfo.of("v")
 
 
 def requests(result, name: str) -> list[dict]:

@@ -30,7 +30,6 @@ from arena_rl.env import decode_observation
 from arena_rl.experiment import run_experiment
 from arena_rl.guardrails import GuardrailResult
 from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_population, load_scenario
 from arena_rl.stats import MetricValue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +37,7 @@ SMALL = {"n_users": 1500, "days": 10}
 
 
 def variant_info(days: int = 28) -> VariantInfo:
-    scenario = load_scenario()
-    return VariantInfo(
-        variant="v",
-        days=days,
-        decision_interval=1,
-        update_interval_days=1.0,
-        delta_limit_pct=50.0,
-        base_economy=dict(DEFAULT_ECONOMY),
-        objective=scenario.objective,
-        population=load_population(),
-        scenario=scenario,
-    )
+    return VariantInfo.of("v", days=days)
 
 
 def day_signals(day: int, confidence: str = "high") -> Signals:

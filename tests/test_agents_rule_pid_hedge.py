@@ -21,25 +21,13 @@ from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.experiment import run_experiment
 from arena_rl.guardrails import GuardrailResult
 from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_population, load_scenario
 from arena_rl.stats import MetricValue
 
 BASE = dict(DEFAULT_ECONOMY)
 
 
 def info() -> VariantInfo:
-    scenario = load_scenario()
-    return VariantInfo(
-        variant="v",
-        days=28,
-        decision_interval=1,
-        update_interval_days=1.0,
-        delta_limit_pct=50.0,
-        base_economy=BASE,
-        objective=scenario.objective,
-        population=load_population(),
-        scenario=scenario,
-    )
+    return VariantInfo.of("v", base_economy=BASE)
 
 
 def signals(day: int, confidence: str = "high", active: int = 450, **values: float) -> Signals:
