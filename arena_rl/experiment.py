@@ -6,6 +6,7 @@ strategy that raises is recorded as a fault for that decision and holds; the exp
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def run_experiment(
 
     renamed = {variant_of[n]: n for n in names}
     comparisons = [
-        Comparison(**{**c.__dict__, "variant": renamed[c.variant]})
+        dataclasses.replace(c, variant=renamed[c.variant])
         for c in compare_to_control(summarise(pop), list(env.possible_agents))
     ]
     audit = [
