@@ -7,13 +7,15 @@ static economy, key metrics, and lifts vs control with 95 % CIs and Holm-adjuste
     python scripts/demo.py [--population default] [--users 6000] [--days 28] [--seed 0]
 
 Variants: ``static`` never changes the economy; ``random`` moves every key by a random step
-each day; ``oracle`` steps toward the best static economy for this population (ground truth),
-under the same guardrails.
+each day; ``best-static`` steps toward the best static economy for this population (ground
+truth), under the same guardrails. The agent library's strategies are compared by
+``scripts/eval_agents.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -25,7 +27,7 @@ from arena_rl.ground_truth import best_static_economy, evaluate_economies
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import compare_to_control, summarise
 
-VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "oracle"}
+VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
 NAMES = {"control": "control", **VARIANTS}
 SHOWN = ("RETENTION_RATE", "SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
 
@@ -51,7 +53,8 @@ def main() -> None:
     )  # fmt: skip
     started = time.perf_counter()
     print(f"ground truth: searching the best static economy for {env.spec.name!r} ...")
-    optimum = best_static_economy(env.spec, env.scenario, users_per_arm=3000)
+    horizon = dataclasses.replace(env.scenario, days=args.days)
+    optimum = best_static_economy(env.spec, horizon, users_per_arm=3000)
     changed = {k: v for k, v in optimum.economy.items() if v != DEFAULT_ECONOMY[k]}
     print(f"  expected objective: defaults {optimum.default_value:.2f}, best {optimum.value:.2f}")
     print(f"  best static economy differs from the defaults in: {changed}")
@@ -80,7 +83,7 @@ def main() -> None:
           f"seed {args.seed}, {time.perf_counter() - started:.1f} s")  # fmt: skip
     print(f"expected objective of the best static economy over {args.days} days: "
           f"{optimum.value:.2f} (defaults: {control_value:.2f})\n")  # fmt: skip
-    header = f"{'variant':<10}{'objective':>10}{'regret':>8}"
+    header = f"{'variant':<12}{'objective':>10}{'regret':>8}"
     header += "".join(f"{m.lower():>22}" for m in SHOWN) + "   guardrails (acc/clamp/rej)"
     print(header)
     for arm in env.arms:
@@ -91,7 +94,7 @@ def main() -> None:
         if arm != "control":
             counts = env.guardrails.counts(arm)
             rails = f"{counts['accepted']}/{counts['clamped']}/{counts['rejected']}"
-        row = f"{name:<10}{objective:>10}{regret:>8}"
+        row = f"{name:<12}{objective:>10}{regret:>8}"
         for metric in SHOWN:
             value = sig.metrics[metric].value
             cell = f"{value:.3f}"
