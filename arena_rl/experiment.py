@@ -17,7 +17,7 @@ import numpy as np
 from arena_rl.agent import Agent, VariantInfo
 from arena_rl.env import CONTROL, ArenaParallelEnv
 from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import compare_to_control, summarise
+from arena_rl.metrics import METRICS, compare_to_control, summarise
 from arena_rl.stats import Comparison
 
 CONTROL_ARM = "control_arm"
@@ -35,6 +35,8 @@ class ExperimentResult:
     """Realised scenario objective per arm (sum of daily values per enrolled user); the
     control arm is under ``CONTROL_ARM``."""
     daily_value: dict[str, np.ndarray]
+    history: dict[str, dict[str, np.ndarray]]
+    """Per arm, each metric's value at the end of every day: (days,) arrays."""
     comparisons: list[Comparison]
     guardrail_counts: dict[str, dict[str, int]]
     decision_seconds: dict[str, list[float]]
@@ -80,6 +82,7 @@ def run_experiment(
     timings: dict[str, list[float]] = {n: [] for n in names}
     faults: dict[str, list[str]] = {n: [] for n in names}
     daily: dict[str, list[float]] = {arm: [] for arm in (CONTROL_ARM, *names)}
+    history: dict[str, dict[str, list[float]]] = {arm: {m: [] for m in METRICS} for arm in daily}
     while env.agents:
         actions: dict[str, ConfigUpdate | None] = {}
         if pop.day % env.decision_interval == 0:
@@ -99,6 +102,8 @@ def run_experiment(
         for arm in daily:
             key = CONTROL if arm == CONTROL_ARM else variant_of[arm]
             daily[arm].append(env.objective[key] - before[key])
+            for metric, value in env.signals_of(key).metrics.items():
+                history[arm][metric].append(value.value)
         for name, agent in agents.items():
             result = env.last_result.get(variant_of[name])
             if result is not None:
@@ -118,6 +123,7 @@ def run_experiment(
         names=names,
         objective={arm: float(np.sum(values)) for arm, values in daily.items()},
         daily_value={arm: np.asarray(values) for arm, values in daily.items()},
+        history={arm: {m: np.asarray(v) for m, v in h.items()} for arm, h in history.items()},
         comparisons=comparisons,
         guardrail_counts={n: rails.counts(variant_of[n]) for n in names},
         decision_seconds=timings,

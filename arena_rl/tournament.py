@@ -1,0 +1,126 @@
+"""Play one tournament: pure, synchronous, seeded -> a :class:`TournamentResult`.
+
+A tournament is one experiment (``run_experiment``) described by a picklable
+:class:`TournamentSpec`; its result is a plain, JSON-able record, so the Ray runner can ship it
+back, write it to disk before scheduling more, and read it again on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from arena_rl.agent import Agent
+from arena_rl.experiment import CONTROL_ARM, run_experiment
+from arena_rl.ground_truth import best_schedule
+from arena_rl.specs import PopulationSpec, Scenario
+
+AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
+"""Builds an agent from its name and config (``_target_`` + hyperparameters)."""
+
+
+@dataclass(frozen=True)
+class TournamentSpec:
+    """Everything needed to play one tournament, and nothing that cannot be pickled."""
+
+    index: int
+    seed: int
+    agents: dict[str, dict[str, Any]]
+    """Agent name -> config (``_target_`` + hyperparameters), in arm order."""
+    population: PopulationSpec
+    scenario: Scenario
+    n_users: int
+    days: int
+    pairing: str = "ffa"
+    """"ffa" (every selected agent) or "A vs B" for a round-robin pair."""
+
+
+@dataclass(frozen=True)
+class TournamentResult:
+    """One tournament's outcome, per agent; JSON-able via :meth:`to_json`.
+
+    ``objective`` includes the control arm under ``CONTROL_ARM``; ``lift`` is an agent's
+    objective minus control's (same population sample); ``regret`` is the expected objective of
+    the ground-truth plan (oracle's schedule) minus the agent's realised objective.
+    """
+
+    index: int
+    seed: int
+    pairing: str
+    agents: list[str]
+    objective: dict[str, float]
+    lift: dict[str, float]
+    regret: dict[str, float]
+    comparisons: list[dict[str, Any]]
+    guardrails: dict[str, dict[str, int]]
+    faults: dict[str, list[str]]
+    decision_ms: dict[str, float]
+    history: dict[str, dict[str, list[float]]] = field(repr=False)
+    """Per arm and metric, the value at the end of each day (for MLflow step = day)."""
+    daily_value: dict[str, list[float]] = field(repr=False)
+    audit: list[dict[str, Any]] = field(repr=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TournamentResult:
+        return cls(**json.loads(text))
+
+
+def plan_value(spec: TournamentSpec) -> float:
+    """Expected objective of the ground-truth plan for this tournament's population and days."""
+    return _plan_value(spec.population, pickle.dumps(spec.scenario), spec.days)
+
+
+@lru_cache(maxsize=16)
+def _plan_value(population: PopulationSpec, scenario_blob: bytes, days: int) -> float:
+    # the search takes seconds; every tournament of a run (in one worker) shares it
+    scenario = pickle.loads(scenario_blob)
+    return best_schedule(population, scenario, days=days, users_per_arm=3000).value
+
+
+def play_tournament(
+    spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True
+) -> TournamentResult:
+    """Play ``spec``: build its agents, run the experiment, and summarise per agent."""
+    agents = {name: build(name, config) for name, config in spec.agents.items()}
+    result = run_experiment(
+        agents,
+        seed=spec.seed,
+        population=spec.population,
+        scenario=spec.scenario,
+        n_users=spec.n_users,
+        days=spec.days,
+    )
+    best = plan_value(spec) if with_regret else float("nan")
+    return TournamentResult(
+        index=spec.index,
+        seed=spec.seed,
+        pairing=spec.pairing,
+        agents=list(result.names),
+        objective=result.objective,
+        lift={n: result.lift(n) for n in result.names},
+        regret={n: best - result.objective[n] for n in result.names},
+        comparisons=[asdict(c) for c in result.comparisons],
+        guardrails=result.guardrail_counts,
+        faults=result.faults,
+        decision_ms={
+            n: float(np.mean(t)) * 1000 if t else 0.0 for n, t in result.decision_seconds.items()
+        },
+        history={
+            arm: {m: [float(x) for x in v] for m, v in h.items()}
+            for arm, h in result.history.items()
+        },
+        daily_value={arm: [float(x) for x in v] for arm, v in result.daily_value.items()},
+        audit=result.audit,
+    )
+
+
+__all__ = ["CONTROL_ARM", "TournamentResult", "TournamentSpec", "plan_value", "play_tournament"]
