@@ -1,0 +1,196 @@
+"""The only module that knows Hydra: structured config, validation, and the turn into specs.
+
+Everything past this boundary sees plain dataclasses and dicts, never a ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hydra.core.config_store import ConfigStore
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from arena_rl.agent import Agent, VariantInfo
+from arena_rl.metrics import METRICS, Signals
+from arena_rl.specs import CONF_DIR, population_from_dict, scenario_from_dict
+from arena_rl.stats import MetricValue
+from arena_rl.tournament import TournamentSpec
+
+FORMATS = ("ffa", "round_robin")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key."""
+
+
+@dataclass
+class TournamentConf:
+    n_tournaments: int = 4
+    days: int | None = None
+    """Days per tournament; null = the scenario's."""
+    format: str = "ffa"
+    max_retries: int = 2
+
+
+@dataclass
+class RayConf:
+    address: str | None = None
+    """null: start a local Ray; "auto" or "ray://host:port": join a cluster."""
+    num_workers: int = 2
+
+
+@dataclass
+class TrackingConf:
+    uri: str | None = None
+    """null: sqlite:///<cwd>/mlflow.db, which `mlflow ui` opens from the project directory."""
+    experiment: str = "arena_rl"
+    enabled: bool = True
+
+
+@dataclass
+class RootConf:
+    seed: int = 0
+    tournament: TournamentConf = field(default_factory=TournamentConf)
+    ray: RayConf = field(default_factory=RayConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    progress: bool = True
+    population: Any = None
+    scenario: Any = None
+    agents: Any = None
+
+
+ConfigStore.instance().store(name="schema", node=RootConf)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated run: plain values only."""
+
+    seed: int
+    agents: dict[str, dict[str, Any]]
+    specs: list[TournamentSpec]
+    num_workers: int
+    address: str | None
+    max_retries: int
+    tracking_uri: str | None
+    tracking_experiment: str
+    tracking_enabled: bool
+    progress: bool
+    resolved: dict[str, Any]
+
+
+def available_agents() -> list[str]:
+    """Names of the strategies registered in ``conf/agents/``."""
+    return sorted(p.stem for p in (CONF_DIR / "agents").glob("*.yaml"))
+
+
+def no_agents_message() -> str:
+    names = available_agents()
+    return (
+        "No agents selected. Choose them as a config group, e.g.\n"
+        "    python scripts/tournament.py '+agents=[ucb,oracle]'\n"
+        f"Available agents: {', '.join(names)}\n"
+        "Override a hyperparameter with agents.<name>.<key>=value; enter a strategy twice under\n"
+        "another name with '+agents@agents.<new_name>=<strategy>'."
+    )
+
+
+def build_agent(name: str, config: Mapping[str, Any]) -> Agent:
+    """Instantiate one agent from its config (``_target_`` + hyperparameters)."""
+    try:
+        return instantiate(dict(config), _convert_="all")
+    except Exception as exc:
+        raise ConfigError(f"agents.{name}: cannot build it: {exc}") from exc
+
+
+def dry_run(name: str, config: Mapping[str, Any], info: VariantInfo) -> None:
+    """Build the agent, reset it and ask for one decision on empty signals: a bad
+    hyperparameter fails here, before Ray starts, instead of in every worker."""
+    agent = build_agent(name, config)
+    empty = MetricValue(0.0, None, 0, "low")
+    signals = Signals(0, 0, 0, 0, 0, dict.fromkeys(METRICS, empty))
+    try:
+        agent.reset(info, np.random.default_rng(0))
+        agent.decide(signals, dict(info.base_economy))
+    except Exception as exc:
+        raise ConfigError(f"agents.{name}: fails a dry run: {type(exc).__name__}: {exc}") from exc
+
+
+def _positive(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    """Validate the composed config and plan every tournament, before any work starts."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    resolved: dict[str, Any] = {str(k): v for k, v in container.items()}
+    agents = resolved.get("agents") or {}
+    if not agents:
+        raise ConfigError(no_agents_message())
+    for name, conf in agents.items():
+        if not isinstance(conf, dict) or "_target_" not in conf:
+            raise ConfigError(f"agents.{name}: expected a config with _target_, got {conf!r}")
+        if name == "control_arm":
+            raise ConfigError("agents.control_arm: the name is reserved for the control arm")
+    t = resolved["tournament"]
+    n_tournaments = _positive(t["n_tournaments"], "tournament.n_tournaments")
+    if t["format"] not in FORMATS:
+        raise ConfigError(f"tournament.format must be one of {FORMATS}, got {t['format']!r}")
+    if t["format"] == "round_robin" and len(agents) < 2:
+        raise ConfigError("tournament.format=round_robin needs at least two agents")
+    max_retries = t["max_retries"]
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError(f"tournament.max_retries must be an integer >= 0, got {max_retries!r}")
+    num_workers = _positive(resolved["ray"]["num_workers"], "ray.num_workers")
+    population = population_from_dict(resolved["population"], source="population")
+    scenario = scenario_from_dict(resolved["scenario"], source="scenario")
+    days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
+
+    for name, conf in agents.items():  # fail on bad hyperparameters now, not in a worker
+        dry_run(name, conf, VariantInfo.of(name, population, scenario, days=days))
+    if t["format"] == "ffa":
+        lineups = [list(agents)]
+    else:
+        lineups = [list(pair) for pair in itertools.combinations(agents, 2)]
+    n_users = population.n_users
+    for lineup in lineups:
+        if n_users < len(lineup) + 1:
+            raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
+    seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
+    specs = [
+        TournamentSpec(
+            index=i,
+            seed=int(seq.generate_state(1)[0]),
+            agents={name: agents[name] for name in lineup},
+            population=population,
+            scenario=scenario,
+            n_users=n_users,
+            days=days,
+            pairing="ffa" if t["format"] == "ffa" else " vs ".join(lineup),
+        )
+        for i, (seq, lineup) in enumerate(
+            zip(seeds, [lu for _ in range(n_tournaments) for lu in lineups], strict=True)
+        )
+    ]
+    tracking = resolved["tracking"]
+    return Settings(
+        seed=resolved["seed"],
+        agents=agents,
+        specs=specs,
+        num_workers=num_workers,
+        address=resolved["ray"]["address"],
+        max_retries=max_retries,
+        tracking_uri=tracking["uri"],
+        tracking_experiment=tracking["experiment"],
+        tracking_enabled=tracking["enabled"],
+        progress=resolved["progress"],
+        resolved=resolved,
+    )

@@ -1,0 +1,116 @@
+"""scripts/tournament.py run as a user types it, on tiny budgets (real Ray, real MLflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "tournament.n_tournaments=2",
+    "tournament.days=6",
+    "population.n_users=900",
+    "progress=false",
+]
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+def tournament(tmp: Path, *args: str, run_dir: str = "run") -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "scripts/tournament.py",
+        *args,
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+    ]
+    if "-m" not in args:
+        command.append(f"hydra.run.dir={tmp / run_dir}")
+    env = {**os.environ, "RAY_DEDUP_LOGS": "0", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def leaderboard(run_dir: Path) -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads((run_dir / "leaderboard.json").read_text())}
+
+
+def test_two_agents_as_typed_with_a_hyperparameter_override(tmp_path: Path) -> None:
+    done = tournament(tmp_path, "+agents=[ucb,random]", "agents.ucb.c=2.5", *TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    board = leaderboard(tmp_path / "run")
+    assert set(board) == {"ucb", "random"}
+    assert "ucb" in done.stdout and "random" in done.stdout
+    assert len(list((tmp_path / "run" / "tournaments").glob("*.json"))) == 2
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "arena_rl"]
+    runs = client.search_runs([experiment.experiment_id])
+    children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert {"ucb", "random", "control_arm"} <= set(children)
+    assert children["ucb"].data.params["c"] == "2.5"
+
+
+def test_three_agents_and_a_second_copy_of_one_strategy(tmp_path: Path) -> None:
+    done = tournament(
+        tmp_path, "+agents=[rule,pid,random]", "+agents@agents.pid_tight=pid",
+        "agents.pid_tight.setpoint=25", *TINY,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert set(leaderboard(tmp_path / "run")) == {"rule", "pid", "random", "pid_tight"}
+
+
+def test_no_agents_says_how_to_choose_and_lists_them(tmp_path: Path) -> None:
+    done = tournament(tmp_path, *TINY)
+    assert done.returncode == 2
+    assert "+agents=[" in done.stderr and "ucb" in done.stderr and "oracle" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("tournament.format=league", "tournament.format"),
+        ("ray.num_workers=0", "ray.num_workers"),
+        ("agents.random.step_pct=oops", "agents.random"),
+        ("+agents.random.nope=1", "agents.random"),
+    ],
+)
+def test_invalid_config_fails_before_ray_starts_naming_the_key(
+    tmp_path: Path, override: str, key: str
+) -> None:
+    done = tournament(tmp_path, "+agents=[random]", override, *TINY)
+    assert done.returncode != 0
+    assert key in done.stderr
+    assert not (tmp_path / "run" / "tournaments").exists()
+
+
+def test_multirun_over_populations(tmp_path: Path) -> None:
+    done = tournament(
+        tmp_path, "-m", "+agents=[rule,random]", "population=default,casual", *TINY,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    boards = sorted((tmp_path / "sweep").glob("*/leaderboard.json"))
+    assert len(boards) == 2
+
+
+def test_same_results_with_one_or_two_workers_and_resume_adds_nothing(tmp_path: Path) -> None:
+    args = ["+agents=[rule,random]", "tournament.n_tournaments=4", "tournament.days=6",
+            "population.n_users=900", "progress=false", "tracking.enabled=false"]  # fmt: skip
+    one = tournament(tmp_path, *args, "ray.num_workers=1", run_dir="one")
+    two = tournament(tmp_path, *args, "ray.num_workers=2", run_dir="two")
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    for i in range(4):
+        a = json.loads((tmp_path / "one" / "tournaments" / f"{i:05d}.json").read_text())
+        b = json.loads((tmp_path / "two" / "tournaments" / f"{i:05d}.json").read_text())
+        assert a["objective"] == b["objective"]
+    assert leaderboard(tmp_path / "one") == leaderboard(tmp_path / "two")
+    # resume: drop one finished tournament, rerun in the same directory
+    (tmp_path / "two" / "tournaments" / "00002.json").unlink()
+    again = tournament(tmp_path, *args, "ray.num_workers=2", run_dir="two")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list((tmp_path / "two" / "tournaments").glob("*.json"))) == 4
+    assert leaderboard(tmp_path / "two") == leaderboard(tmp_path / "one")
