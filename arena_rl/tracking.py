@@ -1,0 +1,430 @@
+"""Log one tournament invocation to MLflow: a parent run, one child run per agent and control.
+
+Only the driver talks to MLflow, through an ``MlflowClient`` with explicit run ids: the fluent
+active run is thread-local, and Ray workers inherit neither it nor the tracking URI. Each run's
+params, metrics and tags go in a few ``log_batch`` calls (one ``log_metric`` costs ~8 ms on SQLite,
+a batch of 1000 ~0.1 s), and per-step detail goes to Parquet artifacts, not metric rows.
+
+Layout (what the MLflow UI shows):
+    parent run ``run_name``: params = the resolved config (nested keys joined by dots); tags =
+        the caller's (git commit, root seed, ...); metrics ``leaderboard/<agent>/<field>``;
+        artifacts ``leaderboard.{csv,json,png}``, ``config.json``, ``trajectories.png`` and
+        ``{tournaments,audit,comparisons}.parquet``.
+    child run per agent, named after it: params = its hyperparameters; metrics = its standing
+        (``objective``, ``lift_lo``, ``win_rate``, ``rating_mu``, ``p_best``, ...) and per-day
+        histories ``history/<metric>`` / ``history/objective`` with step = day, next to
+        ``history/control/<...>``: control on the same tournaments, so one run shows both.
+    child run ``control_arm``: its objective and histories over all tournaments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+from mlflow.utils.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from arena_rl.experiment import CONTROL_ARM
+from arena_rl.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
+from arena_rl.tournament import TournamentResult
+
+__all__ = [
+    "DEFAULT_DB",
+    "TRUNCATED",
+    "default_tracking_uri",
+    "flatten",
+    "log_tournament_run",
+    "tournaments_table",
+    "write_run_files",
+]
+
+DEFAULT_DB = "mlflow.db"
+"""File name of the default SQLite store, in the working directory, where ``mlflow ui`` looks."""
+
+TRUNCATED = "...[truncated: full value in config.json]"
+"""Ends a param or tag value cut to MLflow's length limit."""
+
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- :/]")
+
+
+def default_tracking_uri(directory: Path | None = None) -> str:
+    """``sqlite:///<directory>/mlflow.db`` (default: the working directory).
+
+    ``mlflow ui`` started in that directory opens this store; artifacts land in its ``mlruns/``.
+    """
+    return f"sqlite:///{(directory or Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def log_tournament_run(
+    *,
+    tracking_uri: str | None,
+    experiment: str,
+    run_name: str,
+    config: Mapping[str, Any],
+    agent_params: Mapping[str, Mapping[str, Any]],
+    results: Sequence[TournamentResult],
+    standings: Sequence[Any],
+    tags: Mapping[str, str],
+    out_dir: Path,
+) -> str:
+    """Write the run's files to ``out_dir`` and log parent and child runs; return the parent id.
+
+    Args:
+        tracking_uri: any MLflow URI; None for :func:`default_tracking_uri`.
+        experiment: experiment name, created (or restored) when needed.
+        run_name: the parent run's name.
+        config: the resolved config as plain data; logged as params and as ``config.json``.
+        agent_params: agent name -> its hyperparameters (nested keys are joined by dots).
+        results: every finished tournament, in any order.
+        standings: leaderboard rows (dicts or dataclasses with ``name`` and numeric fields).
+        tags: set on every run, e.g. ``git_commit`` and ``root_seed``.
+        out_dir: where the artifact files are written before they are logged.
+
+    Raises:
+        MlflowException: when the store refuses; runs created so far are marked FAILED.
+    """
+    ordered = sorted(results, key=lambda r: r.index)
+    records = [as_record(s) for s in standings]
+    files = write_run_files(out_dir, config=config, results=ordered, standings=records)
+    client = MlflowClient(tracking_uri or default_tracking_uri())
+    experiment_id = _experiment_id(client, experiment)
+    stamp = int(time.time() * 1000)
+    parent_tags = dict(tags)
+    if "git_commit" in tags:
+        parent_tags[MLFLOW_GIT_COMMIT] = tags["git_commit"]  # the UI shows this one natively
+    parent = client.create_run(experiment_id, run_name=run_name, tags=_tag_dict(parent_tags))
+    parent_id = parent.info.run_id
+    run_ids = [parent_id]
+    try:
+        _log(
+            client,
+            parent_id,
+            params=_params(config),
+            metrics=_leaderboard_metrics(records, ordered, stamp),
+        )
+        for path in files:
+            client.log_artifact(parent_id, str(path))
+        child_tags = {**tags, MLFLOW_PARENT_RUN_ID: parent_id}
+        by_name = {str(r.get("name")): r for r in records}
+        for name in _agent_names(agent_params, ordered, records):
+            run_id = _create_child(client, experiment_id, name, child_tags, role="agent")
+            run_ids.append(run_id)
+            metrics = _standing_metrics(by_name.get(name, {}), stamp)
+            metrics += _history_metrics(ordered, name, among=name, prefix=("history",), stamp=stamp)
+            metrics += _history_metrics(
+                ordered, CONTROL_ARM, among=name, prefix=("history", "control"), stamp=stamp
+            )
+            _log(client, run_id, params=_params(agent_params.get(name, {})), metrics=metrics)
+        run_id = _create_child(client, experiment_id, CONTROL_ARM, child_tags, role="control")
+        run_ids.append(run_id)
+        _log(client, run_id, metrics=_control_metrics(ordered, stamp))
+    except BaseException:
+        for run_id in run_ids:
+            _mark_failed(client, run_id)
+        raise
+    for run_id in run_ids:
+        client.set_terminated(run_id)
+    return parent_id
+
+
+def write_run_files(
+    out_dir: Path,
+    *,
+    config: Mapping[str, Any],
+    results: Sequence[TournamentResult],
+    standings: Sequence[Any],
+) -> list[Path]:
+    """Write the leaderboard, config, Parquet tables and plots to ``out_dir``; return the paths.
+
+    Files: ``leaderboard.csv``, ``leaderboard.json``, ``config.json``, ``tournaments.parquet``,
+    ``audit.parquet``, ``comparisons.parquet``, and ``leaderboard.png`` / ``trajectories.png``
+    when there is something to plot. They are useful without MLflow too.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(results, key=lambda r: r.index)
+    records = [_plain(as_record(s)) for s in standings]
+    paths = {name: out_dir / name for name in _FILES}
+    _write_csv(paths["leaderboard.csv"], records)
+    paths["leaderboard.json"].write_text(json.dumps(records, indent=2, allow_nan=False) + "\n")
+    paths["config.json"].write_text(json.dumps(config, indent=2, default=str) + "\n")
+    pq.write_table(tournaments_table(ordered), paths["tournaments.parquet"])
+    pq.write_table(_audit_table(ordered), paths["audit.parquet"])
+    pq.write_table(_comparisons_table(ordered), paths["comparisons.parquet"])
+    written = [paths[name] for name in _FILES if name.endswith((".csv", ".json", ".parquet"))]
+    if records:
+        leaderboard_plot(records).savefig(paths["leaderboard.png"], dpi=100)
+        written.append(paths["leaderboard.png"])
+    if ordered:
+        trajectories_plot(ordered).savefig(paths["trajectories.png"], dpi=100)
+        written.append(paths["trajectories.png"])
+    return written
+
+
+_FILES = (
+    "leaderboard.csv",
+    "leaderboard.json",
+    "config.json",
+    "tournaments.parquet",
+    "audit.parquet",
+    "comparisons.parquet",
+    "leaderboard.png",
+    "trajectories.png",
+)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level with dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def tournaments_table(results: Sequence[TournamentResult]) -> pa.Table:
+    """One row per tournament and agent: outcome, guardrail counts (``guardrail_<count>``),
+    faults and mean decision time (ms), with control's objective on the same tournament."""
+    keys = list(dict.fromkeys(k for r in results for g in r.guardrails.values() for k in g))
+    rows = [
+        {
+            "tournament": r.index,
+            "seed": r.seed,
+            "pairing": r.pairing,
+            "agent": agent,
+            "objective": r.objective.get(agent, math.nan),
+            "control_objective": r.objective.get(CONTROL_ARM, math.nan),
+            "lift": r.lift.get(agent, math.nan),
+            "regret": r.regret.get(agent, math.nan),
+            **{f"guardrail_{k}": int(r.guardrails.get(agent, {}).get(k, 0)) for k in keys},
+            "faults": len(r.faults.get(agent, [])),
+            "fault_messages": list(r.faults.get(agent, [])),
+            "decision_ms": r.decision_ms.get(agent, math.nan),
+        }
+        for r in results
+        for agent in r.agents
+    ]
+    return _table(rows, empty=("tournament", "agent"))
+
+
+def _audit_table(results: Sequence[TournamentResult]) -> pa.Table:
+    """Every guardrail decision of every tournament, tagged with its tournament index."""
+    rows = [{"tournament": r.index, **entry} for r in results for entry in r.audit]
+    return _table(rows, empty=("tournament",))
+
+
+def _comparisons_table(results: Sequence[TournamentResult]) -> pa.Table:
+    """Every metric comparison against control of every tournament (Holm within a tournament)."""
+    rows = [
+        {"tournament": r.index, "pairing": r.pairing, **comparison}
+        for r in results
+        for comparison in r.comparisons
+    ]
+    return _table(rows, empty=("tournament",))
+
+
+def _table(rows: Sequence[Mapping[str, Any]], *, empty: Sequence[str]) -> pa.Table:
+    """A table with the union of the rows' keys; an empty one still names its key columns."""
+    if not rows:
+        return pa.table({name: pa.array([], pa.null()) for name in empty})
+    columns = dict.fromkeys(k for row in rows for k in row)
+    return pa.table({c: _column([row.get(c) for row in rows]) for c in columns})
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """Arrow's own type where it infers one; JSON text where values are mixed or nested maps."""
+    values = [json.dumps(v, default=str) if isinstance(v, Mapping) else v for v in values]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(
+            [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values],
+            pa.string(),
+        )
+
+
+def _write_csv(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Non-finite floats as None: strict JSON has no nan, and a CSV cell is better empty."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it, or restoring it if it was deleted."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException:  # another invocation created it in the meantime
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if found.lifecycle_stage == "deleted":
+        client.restore_experiment(found.experiment_id)
+    return str(found.experiment_id)
+
+
+def _create_child(
+    client: MlflowClient, experiment_id: str, name: str, tags: Mapping[str, str], *, role: str
+) -> str:
+    run = client.create_run(
+        experiment_id, run_name=name, tags=_tag_dict({**tags, "arm": name, "arm_role": role})
+    )
+    return run.info.run_id
+
+
+def _agent_names(
+    agent_params: Mapping[str, Any],
+    results: Sequence[TournamentResult],
+    records: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """Configured agents first, in config order, then any that only results or standings name."""
+    names = [*agent_params, *(n for r in results for n in r.agents)]
+    names += [str(r["name"]) for r in records if "name" in r]
+    return [n for n in dict.fromkeys(names) if n != CONTROL_ARM]
+
+
+def _numeric_fields(record: Mapping[str, Any]) -> dict[str, float]:
+    """The record's numbers (bools and text left out)."""
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _standing_metrics(record: Mapping[str, Any], stamp: int) -> list[Metric]:
+    return [Metric(_key(k), v, stamp, 0) for k, v in _numeric_fields(record).items()]
+
+
+def _leaderboard_metrics(
+    records: Sequence[Mapping[str, Any]], results: Sequence[TournamentResult], stamp: int
+) -> list[Metric]:
+    metrics = [
+        Metric(_key("leaderboard", str(r.get("name")), field), value, stamp, 0)
+        for r in records
+        for field, value in _numeric_fields(r).items()
+    ]
+    control = [r.objective[CONTROL_ARM] for r in results if CONTROL_ARM in r.objective]
+    if control:
+        mean = math.fsum(control) / len(control)
+        metrics.append(Metric(_key("leaderboard", CONTROL_ARM, "objective"), mean, stamp, 0))
+    metrics.append(Metric("tournaments", float(len(results)), stamp, 0))
+    return metrics
+
+
+def _control_metrics(results: Sequence[TournamentResult], stamp: int) -> list[Metric]:
+    """Control's mean objective and tournament count, and its histories over all tournaments."""
+    objective = [r.objective[CONTROL_ARM] for r in results if CONTROL_ARM in r.objective]
+    metrics = [Metric("n", float(len(objective)), stamp, 0)]
+    if objective:
+        metrics.append(Metric("objective", math.fsum(objective) / len(objective), stamp, 0))
+    history = _history_metrics(
+        results, CONTROL_ARM, among=CONTROL_ARM, prefix=("history",), stamp=stamp
+    )
+    return metrics + history
+
+
+def _history_metrics(
+    results: Sequence[TournamentResult],
+    arm: str,
+    *,
+    among: str,
+    prefix: tuple[str, ...],
+    stamp: int,
+) -> list[Metric]:
+    """``<prefix>/<series>`` per day (step = day index, from 0) of the arm's mean trajectory."""
+    return [
+        Metric(_key(*prefix, series), float(value), stamp, day)
+        for series, values in mean_history(results, arm, among=among).items()
+        for day, value in enumerate(values)
+    ]
+
+
+def _params(data: Mapping[str, Any]) -> list[Param]:
+    """Flattened params as text, cut to MLflow's length limit (the full config is an artifact)."""
+    return [
+        Param(
+            _key(k),
+            _clip(v if isinstance(v, str) else json.dumps(v, default=str), MAX_PARAM_VAL_LENGTH),
+        )
+        for k, v in flatten(data).items()
+    ]
+
+
+def _tag_dict(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {_key(k): _clip(str(v), MAX_TAG_VAL_LENGTH) for k, v in tags.items()}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def _key(*parts: str) -> str:
+    """An MLflow-valid key: parts joined by ``/``, other characters replaced by ``_``."""
+    cleaned = [_BAD_KEY_CHARS.sub("_", p.replace("/", "_")) for p in parts]
+    # "." and ".." would resolve to other paths, which MLflow refuses
+    cleaned = ["_" if p.strip(".") == "" else p for p in cleaned]
+    return "/".join(cleaned)[:MAX_ENTITY_KEY_LENGTH]
+
+
+def _log(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+) -> None:
+    for batch_metrics, batch_params, batch_tags in _batches(metrics, params, tags):
+        client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
+
+
+def _batches(
+    metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+) -> Iterator[tuple[list[Metric], list[Param], list[RunTag]]]:
+    """Split into calls MLflow accepts: ≤100 params, ≤100 tags, ≤1000 metrics, ≤1000 in all."""
+    m, p, t = list(metrics), list(params), list(tags)
+    while m or p or t:
+        batch_p, p = p[:MAX_PARAMS_TAGS_PER_BATCH], p[MAX_PARAMS_TAGS_PER_BATCH:]
+        batch_t, t = t[:MAX_PARAMS_TAGS_PER_BATCH], t[MAX_PARAMS_TAGS_PER_BATCH:]
+        room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(batch_p) - len(batch_t))
+        batch_m, m = m[:room], m[room:]
+        yield batch_m, batch_p, batch_t
+
+
+def _mark_failed(client: MlflowClient, run_id: str) -> None:
+    # already failing: the original error is the one to report
+    with contextlib.suppress(Exception):
+        client.set_terminated(run_id, status="FAILED")
