@@ -39,6 +39,9 @@ class TournamentSpec:
     days: int
     pairing: str = "ffa"
     """"ffa" (every selected agent) or "A vs B" for a round-robin pair."""
+    plan_value: float | None = None
+    """Expected objective of the ground-truth plan; None: computed (and cached) where played.
+    The driver fills it once per run, so workers do not each repeat the search."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class TournamentResult:
 
 def plan_value(spec: TournamentSpec) -> float:
     """Expected objective of the ground-truth plan for this tournament's population and days."""
+    if spec.plan_value is not None:
+        return spec.plan_value
     return _plan_value(spec.population, pickle.dumps(spec.scenario), spec.days)
 
 

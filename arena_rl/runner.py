@@ -1,0 +1,388 @@
+"""Run many tournaments on Ray: completion order, results on disk first, resume, retries.
+
+The unit of work is one whole tournament (~0.1-1 s), never a step: a Ray actor call costs
+~1-2 ms here. Each worker is an actor with one CPU that builds every (name, config) agent once
+and reuses it, so a heavy resource (a torch policy, an LLM) loads once per worker; agents are
+reset with the tournament's seed before each use, so reuse does not change results.
+
+Every finished tournament is written to ``<out_dir>/tournaments/<index:05d>.json`` before the
+next one is scheduled; a rerun with the same directory loads those and plays only the rest.
+Results depend only on each spec's seed, never on the number of workers or the finish order.
+
+``ray.init`` belongs to scripts and test fixtures: call :func:`connect` (or ``ray.init``
+yourself) before :func:`run_tournaments`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError
+from tqdm import tqdm
+
+from arena_rl.agent import Agent
+from arena_rl.tournament import AgentFactory, TournamentResult, TournamentSpec, play_tournament
+
+RESULTS_DIR = "tournaments"
+"""Subdirectory of the output directory holding one JSON file per finished tournament."""
+FAILED_FILE = "failed.json"
+"""Index -> reason for every tournament that failed in the latest run (absent when none)."""
+
+
+def connect(address: str | None, num_workers: int) -> None:
+    """Start or join Ray, once per process (a Hydra multirun calls this per job).
+
+    Args:
+        address: "auto" joins the cluster started on this machine by ``ray start --head``;
+            "ray://host:port" joins a remote one; None starts a private local Ray, except in a
+            job sent by ``ray job submit``, which joins its cluster (Ray sets ``RAY_ADDRESS``
+            for the job). Never a bare ``ray.init()``: it may hang joining a dead cluster.
+        num_workers: the local Ray gets this many CPUs, or every core if there are more, so
+            that a later job of a multirun asking for more workers still fits.
+    """
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        cpus = max(num_workers, os.cpu_count() or 1)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False)
+    else:
+        ray.init(address=address)
+
+
+class CachedBuilder:
+    """An agent factory that builds each (name, config) once and then hands out the same agent.
+
+    Safe because ``run_experiment`` resets every agent with the tournament's own generator
+    before it plays, and one worker plays one tournament at a time.
+    """
+
+    def __init__(self, build: AgentFactory) -> None:
+        self.build = build
+        self._agents: dict[tuple[str, str], Agent] = {}
+
+    def __call__(self, name: str, config: Mapping[str, Any]) -> Agent:
+        key = (name, json.dumps(config, sort_keys=True, default=str))
+        if key not in self._agents:
+            self._agents[key] = self.build(name, config)
+        return self._agents[key]
+
+
+@dataclass(frozen=True)
+class Played:
+    """What one attempt at a tournament produced: its result as JSON text, or why it failed."""
+
+    index: int
+    text: str | None
+    """``TournamentResult.to_json()``: written to disk as is, so a resumed run reads the same."""
+    error: str | None
+    seconds: float
+    """Time inside ``play_tournament`` (0 when the worker died)."""
+
+
+def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True) -> Played:
+    """Play ``spec``; an exception becomes a failure carrying its traceback (it would fail
+    again on retry: tournaments are deterministic)."""
+    started = time.perf_counter()
+    try:
+        text = play_tournament(spec, build, with_regret=with_regret).to_json()
+    except Exception:
+        return Played(spec.index, None, traceback.format_exc(), time.perf_counter() - started)
+    return Played(spec.index, text, None, time.perf_counter() - started)
+
+
+@ray.remote(num_cpus=1)
+class TournamentWorker:
+    """A Ray actor that plays whole tournaments, keeping built agents between them."""
+
+    def __init__(self, build: AgentFactory, with_regret: bool = True) -> None:
+        self._build = CachedBuilder(build)
+        self._with_regret = with_regret
+
+    def ready(self) -> bool:
+        """Returns once the actor is constructed: surfaces a factory that cannot unpickle."""
+        return True
+
+    def play(self, spec: TournamentSpec) -> Played:
+        return play_one(spec, self._build, with_regret=self._with_regret)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_tournaments` achieved; ``results`` include the resumed ones."""
+
+    results: list[TournamentResult]
+    """Sorted by index."""
+    failed: dict[int, str]
+    """Index -> reason (traceback text, or how often its worker died)."""
+    skipped: int
+    """Tournaments loaded from an earlier run instead of played."""
+    interrupted: bool
+    """Ctrl-C stopped the run; ``results`` holds what finished (all of it is on disk)."""
+    wall_s: float
+    play_s: float = 0.0
+    """Seconds spent inside ``play_tournament`` by this run, summed over workers."""
+    retries: dict[int, int] = field(default_factory=dict)
+    """Index -> times it was resubmitted after its worker died (only those retried)."""
+    startup_s: float = 0.0
+    """Seconds until the first workers were up (process start, imports); 0 in process."""
+
+
+@dataclass
+class _WorkerLog:
+    """What the Ray loop reports besides results, filled in as it goes."""
+
+    retries: dict[int, int] = field(default_factory=dict)
+    startup_s: float = 0.0
+
+
+class ResultStore:
+    """One JSON file per finished tournament under ``<out_dir>/tournaments``."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.dir = out_dir / RESULTS_DIR
+
+    def path(self, index: int) -> Path:
+        return self.dir / f"{index:05d}.json"
+
+    def write(self, index: int, text: str) -> None:
+        """Atomically: a Ctrl-C or crash leaves either the whole file or none."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(index).with_suffix(".json.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.path(index))
+
+    def load(self, specs: Sequence[TournamentSpec]) -> dict[int, TournamentResult]:
+        """Results already stored for ``specs``; one from another run's specs is an error."""
+        found: dict[int, TournamentResult] = {}
+        for spec in specs:
+            path = self.path(spec.index)
+            if not path.exists():
+                continue
+            result = TournamentResult.from_json(path.read_text())
+            if (result.seed, result.pairing) != (spec.seed, spec.pairing):
+                raise ValueError(
+                    f"{path} holds another tournament (seed {result.seed}, {result.pairing!r}) "
+                    f"than spec {spec.index} (seed {spec.seed}, {spec.pairing!r}): resume only "
+                    "with the same seed and agents, or use a fresh output directory"
+                )
+            found[spec.index] = result
+        return found
+
+    def write_failed(self, failed: Mapping[int, str]) -> None:
+        """Record this run's failures; drop a stale file once everything has succeeded."""
+        path = self.out_dir / FAILED_FILE
+        if failed:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({str(i): failed[i] for i in sorted(failed)}, indent=2))
+        else:
+            path.unlink(missing_ok=True)
+
+
+def run_tournaments(
+    specs: Sequence[TournamentSpec],
+    out_dir: Path,
+    build: AgentFactory,
+    *,
+    num_workers: int,
+    max_retries: int = 2,
+    progress: bool = True,
+    in_process: bool = False,
+    with_regret: bool = True,
+) -> RunOutcome:
+    """Play every spec not yet stored in ``out_dir``, at most ``num_workers`` at a time.
+
+    Args:
+        specs: tournaments with distinct indices.
+        out_dir: the run's output directory; rerunning with the same one resumes.
+        build: picklable ``build(name, config) -> Agent``, shipped once to each worker.
+        num_workers: worker actors (one CPU each); Ray must already be initialised.
+        max_retries: resubmissions of a tournament whose worker process died, each on a fresh
+            actor; a tournament that raises is not retried (it would raise again).
+        progress: a progress bar on stderr (also off when stderr is not a terminal).
+        in_process: play here, one after another, without Ray (debugging, determinism checks).
+        with_regret: compute regret vs the ground-truth plan (a one-off search of a few
+            seconds per worker process and population).
+
+    Returns:
+        The outcome. Ctrl-C does not raise: in-flight work is cancelled and the outcome says
+        ``interrupted=True``, with every finished tournament in it and on disk.
+    """
+    started = time.perf_counter()
+    _check_distinct(specs)
+    store = ResultStore(out_dir)
+    done = store.load(specs)
+    skipped = len(done)
+    pending = [spec for spec in specs if spec.index not in done]
+    finished: dict[int, str] = {}
+    failed: dict[int, str] = {}
+    log = _WorkerLog()
+    play_s = 0.0
+    interrupted = False
+    bar = tqdm(
+        total=len(specs),
+        initial=skipped,
+        unit="tournament",
+        disable=not (progress and sys.stderr.isatty()),
+    )
+    if in_process:
+        attempts = _play_in_process(pending, build, with_regret)
+    else:
+        attempts = _play_on_ray(pending, build, num_workers, max_retries, with_regret, log)
+    try:
+        with contextlib.closing(attempts):  # closing kills the actors
+            for played in attempts:  # the next one is scheduled only after this body ran
+                if played.text is not None:
+                    store.write(played.index, played.text)
+                    finished[played.index] = played.text  # parsed later, off the critical path
+                else:
+                    failed[played.index] = played.error or "unknown failure"
+                play_s += played.seconds
+                bar.update(1)
+                if failed:
+                    bar.set_postfix(failed=len(failed))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    store.write_failed(failed)
+    done |= {i: TournamentResult.from_json(text) for i, text in finished.items()}
+    return RunOutcome(
+        results=[done[i] for i in sorted(done)],
+        failed=failed,
+        skipped=skipped,
+        interrupted=interrupted,
+        wall_s=time.perf_counter() - started,
+        play_s=play_s,
+        retries=log.retries,
+        startup_s=log.startup_s,
+    )
+
+
+def _check_distinct(specs: Sequence[TournamentSpec]) -> None:
+    indices = [spec.index for spec in specs]
+    if len(set(indices)) != len(indices):
+        raise ValueError("tournament specs must have distinct indices (one file each)")
+
+
+def _play_in_process(
+    pending: Sequence[TournamentSpec], build: AgentFactory, with_regret: bool
+) -> Generator[Played, None, None]:
+    builder = CachedBuilder(build)
+    for spec in pending:
+        yield play_one(spec, builder, with_regret=with_regret)
+
+
+def _play_on_ray(
+    pending: Sequence[TournamentSpec],
+    build: AgentFactory,
+    num_workers: int,
+    max_retries: int,
+    with_regret: bool,
+    log: _WorkerLog,
+) -> Generator[Played, None, None]:
+    """Yield attempts in completion order, one tournament in flight per worker.
+
+    A worker that dies is replaced by a fresh actor and its tournament resubmitted (counted in
+    ``log.retries``) until ``max_retries`` is spent; then the tournament is yielded as failed.
+    Each tournament is yielded exactly once. Closing the generator kills the workers.
+    """
+    if not pending:
+        return
+    n_workers = min(num_workers, len(pending))
+    _check_capacity(n_workers)
+    started = time.perf_counter()
+    build_ref = ray.put(build)
+    queue = deque(pending)
+    workers = [_start_worker(build_ref, with_regret) for _ in range(n_workers)]
+    in_flight: dict[Any, tuple[Any, TournamentSpec]] = {}
+    deaths: Counter[int] = Counter()
+    try:
+        _wait_ready(workers)
+        log.startup_s = time.perf_counter() - started
+        for worker in workers:
+            spec = queue.popleft()
+            in_flight[worker.play.remote(spec)] = (worker, spec)
+        while in_flight:
+            [ref], _ = ray.wait(list(in_flight), num_returns=1)
+            worker, spec = in_flight.pop(ref)
+            try:
+                played: Played = ray.get(ref)
+            except RayActorError as exc:
+                workers.remove(worker)
+                worker = None  # dead: a fresh actor replaces it if there is work left
+                deaths[spec.index] += 1
+                if deaths[spec.index] <= max_retries:
+                    log.retries[spec.index] = deaths[spec.index]
+                    queue.appendleft(spec)
+                else:
+                    yield Played(spec.index, None, _died(max_retries, exc), 0.0)
+            except RayError as exc:  # not a worker death: report it, do not loop on it
+                yield Played(spec.index, None, f"{type(exc).__name__}: {exc}", 0.0)
+            else:
+                yield played
+            if queue:
+                if worker is None:
+                    worker = _start_worker(build_ref, with_regret)
+                    workers.append(worker)
+                spec = queue.popleft()
+                in_flight[worker.play.remote(spec)] = (worker, spec)
+    finally:
+        for worker in workers:
+            ray.kill(worker)
+
+
+def _check_capacity(n_workers: int) -> None:
+    """Workers need a CPU each: with fewer in the cluster they would wait forever, silently."""
+    if n_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {n_workers}")
+    cpus = ray.cluster_resources().get("CPU", 0.0)
+    if cpus < n_workers:
+        raise ValueError(
+            f"num_workers={n_workers} needs {n_workers} CPUs but the Ray cluster has {cpus:g}"
+        )
+
+
+def _start_worker(build_ref: Any, with_regret: bool) -> Any:
+    # ray.remote's class decorator is not visible to mypy: .remote is added at run time
+    return TournamentWorker.remote(build_ref, with_regret)  # type: ignore[attr-defined]
+
+
+def _wait_ready(workers: Sequence[Any]) -> None:
+    """Fail fast when workers cannot start (e.g. the factory does not unpickle there),
+    instead of retrying every tournament on actors that can never run it."""
+    try:
+        ray.get([worker.ready.remote() for worker in workers])
+    except RayActorError as exc:
+        raise RuntimeError(f"tournament workers failed to start: {exc}") from exc
+
+
+def _died(max_retries: int, exc: BaseException) -> str:
+    last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"worker died {max_retries + 1} time(s) playing it; last: {type(exc).__name__}: {last}"
+
+
+__all__ = [
+    "FAILED_FILE",
+    "RESULTS_DIR",
+    "CachedBuilder",
+    "Played",
+    "ResultStore",
+    "RunOutcome",
+    "TournamentWorker",
+    "connect",
+    "play_one",
+    "run_tournaments",
+]
