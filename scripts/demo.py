@@ -1,6 +1,6 @@
 """Demo: one seeded experiment on the default population, three variants against control.
 
-Until the tournament runner lands, this is the main job: it runs the PettingZoo environment
+The quickest look at the simulator: it runs the PettingZoo environment in-process
 for a whole experiment and prints a per-variant table (objective, regret against the best
 static economy, key metrics, and lifts vs control with 95 % CIs and Holm-adjusted p-values).
 

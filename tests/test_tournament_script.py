@@ -36,7 +36,9 @@ def tournament(tmp: Path, *args: str, run_dir: str = "run") -> subprocess.Comple
 
 
 def leaderboard(run_dir: Path) -> dict[str, dict]:
-    return {row["name"]: row for row in json.loads((run_dir / "leaderboard.json").read_text())}
+    """Leaderboard rows by agent, without decision times (wall-clock, never reproducible)."""
+    rows = json.loads((run_dir / "leaderboard.json").read_text())
+    return {row["name"]: {k: v for k, v in row.items() if k != "decision_ms"} for row in rows}
 
 
 def test_two_agents_as_typed_with_a_hyperparameter_override(tmp_path: Path) -> None:
