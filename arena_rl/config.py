@@ -6,11 +6,12 @@ Everything past this boundary sees plain dataclasses and dicts, never a ``DictCo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,8 @@ class TournamentConf:
     """Days per tournament; null = the scenario's."""
     format: str = "ffa"
     max_retries: int = 2
+    decision_timeout_s: float | None = 10.0
+    """A decision slower than this is a fault and is dropped; null: no limit."""
 
 
 @dataclass
@@ -83,6 +86,21 @@ class Settings:
     tracking_enabled: bool
     progress: bool
     resolved: dict[str, Any]
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The app's config composed exactly as scripts/tournament.py composes it (for tests,
+    notebooks and helper scripts; the schema is registered by importing this module)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def agent_configs(names: Sequence[str], overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Plain configs of the named agents, as ``+agents=[...]`` selects them (in that order)."""
+    cfg = compose_config([f"+agents=[{','.join(names)}]", *overrides])
+    agents = OmegaConf.to_container(cfg.agents, resolve=True)
+    assert isinstance(agents, dict)
+    return {str(name): conf for name, conf in agents.items()}
 
 
 def available_agents() -> list[str]:
@@ -177,6 +195,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             n_users=n_users,
             days=days,
             pairing="ffa" if t["format"] == "ffa" else " vs ".join(lineup),
+            decision_timeout_s=t["decision_timeout_s"],
             plan_value=best,
         )
         for i, (seq, lineup) in enumerate(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from arena_rl.agent import Agent, VariantInfo
+from arena_rl.economy import EconomyError, validate_overrides
 from arena_rl.env import CONTROL, ArenaParallelEnv
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import METRICS, compare_to_control, summarise
@@ -48,14 +49,40 @@ class ExperimentResult:
         return self.objective[name] - self.objective[CONTROL_ARM]
 
 
+def _screened(
+    update: Any, elapsed: float, timeout: float | None, faults: list[str], day: int
+) -> ConfigUpdate | None:
+    """Record a misbehaving decision as a fault. A late or malformed answer is dropped; an
+    invalid economy still goes to the guardrails, which reject and audit it."""
+    if timeout is not None and elapsed > timeout:
+        faults.append(f"day {day}: took {elapsed:.2f} s, over the {timeout:g} s limit; dropped")
+        return None
+    if update is None:
+        return None
+    if not isinstance(update, ConfigUpdate):
+        faults.append(f"day {day}: returned {type(update).__name__}, not a ConfigUpdate")
+        return None
+    try:
+        validate_overrides(update.overrides)
+    except EconomyError as exc:
+        faults.append(f"day {day}: invalid update: {exc}")
+    return update
+
+
 def run_experiment(
-    agents: Mapping[str, Agent], seed: int = 0, **env_kwargs: Any
+    agents: Mapping[str, Agent],
+    seed: int = 0,
+    *,
+    decision_timeout_s: float | None = None,
+    **env_kwargs: Any,
 ) -> ExperimentResult:
     """Run one experiment with one arm per agent, plus control.
 
     Args:
         agents: name -> agent, in arm order; names must be distinct and not "control".
         seed: root seed: the population and each agent's generator are spawned from it.
+        decision_timeout_s: a decision that takes longer is a fault and is dropped (checked
+            after the call returns; wall-clock, so it depends on the machine).
         **env_kwargs: :class:`ArenaParallelEnv` settings (population, scenario, n_users, days,
             decision_interval, guardrails).
     """
@@ -90,13 +117,15 @@ def run_experiment(
                 variant = variant_of[name]
                 started = time.perf_counter()
                 try:
-                    actions[variant] = agent.decide(
-                        env.signals_of(variant), rails.current_config(variant)
-                    )
+                    update = agent.decide(env.signals_of(variant), rails.current_config(variant))
                 except Exception as exc:  # a faulty strategy holds; the experiment goes on
-                    faults[name].append(f"day {pop.day}: {type(exc).__name__}: {exc}")
-                    actions[variant] = None
-                timings[name].append(time.perf_counter() - started)
+                    faults[name].append(f"day {pop.day}: raised {type(exc).__name__}: {exc}")
+                    update = None
+                elapsed = time.perf_counter() - started
+                timings[name].append(elapsed)
+                actions[variant] = _screened(
+                    update, elapsed, decision_timeout_s, faults[name], pop.day
+                )
         before = dict(env.objective)
         env.step(actions)
         for arm in daily:

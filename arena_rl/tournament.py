@@ -39,6 +39,8 @@ class TournamentSpec:
     days: int
     pairing: str = "ffa"
     """"ffa" (every selected agent) or "A vs B" for a round-robin pair."""
+    decision_timeout_s: float | None = None
+    """A decision slower than this is recorded as a fault and dropped (None: no limit)."""
     plan_value: float | None = None
     """Expected objective of the ground-truth plan; None: computed (and cached) where played.
     The driver fills it once per run, so workers do not each repeat the search."""
@@ -103,6 +105,7 @@ def play_tournament(
         scenario=spec.scenario,
         n_users=spec.n_users,
         days=spec.days,
+        decision_timeout_s=spec.decision_timeout_s,
     )
     best = plan_value(spec) if with_regret else float("nan")
     return TournamentResult(

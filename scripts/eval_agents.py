@@ -15,12 +15,10 @@ import json
 import time
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from scipy import stats
 
+from arena_rl.config import agent_configs, build_agent
 from arena_rl.experiment import CONTROL_ARM, run_experiment
-from arena_rl.specs import CONF_DIR
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float]:
@@ -38,15 +36,14 @@ def main() -> None:
     parser.add_argument("--population", default="default")
     args = parser.parse_args()
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+agents=[{','.join(args.agents)}]"])
-    names = list(cfg.agents)
+    configs = agent_configs(args.agents)
+    names = list(configs)
     n_users = args.users_per_arm * (len(names) + 1)
     objective = {n: [] for n in [CONTROL_ARM, *names]}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        agents = {n: instantiate(cfg.agents[n]) for n in names}
+        agents = {n: build_agent(n, configs[n]) for n in names}
         result = run_experiment(agents, seed=seed, population=args.population, n_users=n_users)
         for arm, value in result.objective.items():
             objective[arm].append(value)

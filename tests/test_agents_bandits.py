@@ -260,17 +260,13 @@ def test_pickles_before_reset_and_repeats_with_the_same_seed(
 def test_bandits_beat_random_on_the_default_population() -> None:
     """The brief's self-check with the configured defaults: each bandit vs random, 20 seeds,
     one-sided Wilcoxon signed-rank test on the paired lifts (random's lifts are heavy-tailed)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from arena_rl.specs import CONF_DIR
+    from arena_rl.config import agent_configs, build_agent
 
     names = ["ucb", "thompson", "etc", "linucb"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+agents=[{','.join(names)}]"])
+    configs = agent_configs(names)
     lifts: dict[str, list[float]] = {n: [] for n in [*names, "random"]}
     for seed in range(20):
-        agents = {n: instantiate(cfg.agents[n]) for n in names} | {"random": RandomAgent()}
+        agents = {n: build_agent(n, configs[n]) for n in names} | {"random": RandomAgent()}
         result = run_experiment(agents, seed=seed, n_users=2000 * (len(agents) + 1))
         for name in lifts:
             lifts[name].append(result.lift(name))

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 import arena_rl
 from arena_rl.agent import Agent, AgentPolicy, FunctionAgent, VariantInfo
+from arena_rl.config import agent_configs, build_agent
 from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.experiment import run_experiment
 from arena_rl.guardrails import ConfigUpdate
@@ -25,10 +24,9 @@ SMALL = {"n_users": 1500, "days": 12}
 
 
 def compose_agent(name: str) -> Agent:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+agents=[{name}]"])
-    assert list(cfg.agents) == [name]
-    return instantiate(cfg.agents[name])
+    configs = agent_configs([name])
+    assert list(configs) == [name]
+    return build_agent(name, configs[name])
 
 
 def variant_info() -> VariantInfo:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from scipy import stats
 
+from arena_rl.config import agent_configs, build_agent
 from arena_rl.experiment import CONTROL_ARM, run_experiment
-from arena_rl.specs import CONF_DIR
 
 AGENTS = ["control", "random", "ucb", "thompson", "bayesopt", "ppo", "oracle"]
 LEARNERS = ["ucb", "thompson", "bayesopt", "ppo"]
@@ -28,11 +26,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def objectives() -> dict[str, np.ndarray]:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+agents=[{','.join(AGENTS)}]"])
+    configs = agent_configs(AGENTS)
     totals: dict[str, list[float]] = {}
     for seed in SEEDS:
-        agents = {name: instantiate(cfg.agents[name]) for name in AGENTS}
+        agents = {name: build_agent(name, configs[name]) for name in AGENTS}
         result = run_experiment(agents, seed=seed, n_users=USERS_PER_ARM * (len(AGENTS) + 1))
         for arm, value in result.objective.items():
             totals.setdefault(arm, []).append(value)
