@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from arena_rl.agent import Agent, VariantInfo
-from arena_rl.ground_truth import best_schedule
+from arena_rl.ground_truth import best_schedule, schedule_value
 from arena_rl.metrics import METRICS, Signals
 from arena_rl.specs import CONF_DIR, population_from_dict, scenario_from_dict
 from arena_rl.stats import MetricValue
@@ -184,7 +184,8 @@ def settings_from(cfg: DictConfig) -> Settings:
         if n_users < len(lineup) + 1:
             raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
     seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
-    best = best_schedule(population, scenario, days=days, users_per_arm=3000).value
+    plan = best_schedule(population, scenario, days=days, users_per_arm=3000)
+    best = schedule_value(plan, population, scenario, days=days)
     specs = [
         TournamentSpec(
             index=i,

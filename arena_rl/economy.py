@@ -7,7 +7,7 @@ same dicts cross the agent protocol, the guardrails and (later) the HTTP API unc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -90,7 +90,7 @@ def resolve_economy(
     return economy
 
 
-def economy_array(economies: list[Mapping[str, float]]) -> np.ndarray:
+def economy_array(economies: Sequence[Mapping[str, float]]) -> np.ndarray:
     """Stack full economies into a float64 array of shape (n_arms, 10) in ``ECONOMY_KEYS`` order."""
     return np.array([[float(e[k]) for k in ECONOMY_KEYS] for e in economies], dtype=np.float64)
 

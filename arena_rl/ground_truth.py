@@ -215,3 +215,22 @@ def best_schedule(
             break
     phases = [dict(zip(ECONOMY_KEYS, map(float, row), strict=True)) for row in plan]
     return ScheduleOptimum(phases, -(-scenario.days // n_phases), best_value, static_value)
+
+
+def schedule_value(
+    plan: ScheduleOptimum,
+    spec: PopulationSpec,
+    scenario: Scenario,
+    *,
+    days: int | None = None,
+    users_per_arm: int = 20_000,
+    seed: int = 2024,
+) -> float:
+    """The plan's expected objective on a large fresh sample: the search's own score is
+    optimistic (it picked the plan on that sample) and carries that sample's noise."""
+    schedule = economy_array(plan.phases)[None]
+    return float(
+        evaluate_schedules(
+            schedule, spec, scenario, users_per_arm=users_per_arm, seed=seed, days=days
+        )[0]
+    )

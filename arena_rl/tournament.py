@@ -18,7 +18,7 @@ import numpy as np
 
 from arena_rl.agent import Agent
 from arena_rl.experiment import CONTROL_ARM, run_experiment
-from arena_rl.ground_truth import best_schedule
+from arena_rl.ground_truth import best_schedule, schedule_value
 from arena_rl.specs import PopulationSpec, Scenario
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
@@ -90,7 +90,8 @@ def plan_value(spec: TournamentSpec) -> float:
 def _plan_value(population: PopulationSpec, scenario_blob: bytes, days: int) -> float:
     # the search takes seconds; every tournament of a run (in one worker) shares it
     scenario = pickle.loads(scenario_blob)
-    return best_schedule(population, scenario, days=days, users_per_arm=3000).value
+    plan = best_schedule(population, scenario, days=days, users_per_arm=3000)
+    return schedule_value(plan, population, scenario, days=days)
 
 
 def play_tournament(
