@@ -21,21 +21,15 @@ import time
 import numpy as np
 
 import arena_rl
+from agents.common import toward
 from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
 from arena_rl.env import ArenaParallelEnv
 from arena_rl.ground_truth import best_static_economy, evaluate_economies
-from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import compare_to_control, summarise
 
 VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
 NAMES = {"control": "control", **VARIANTS}
 SHOWN = ("RETENTION_RATE", "SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
-
-
-def toward(target: dict[str, float], current: dict[str, float]) -> ConfigUpdate | None:
-    """Ask for the target outright; the delta clamp turns it into a bounded step."""
-    changes = {k: target[k] for k in ECONOMY_KEYS if abs(target[k] - current[k]) > 1e-9}
-    return ConfigUpdate(changes, "step toward the best static economy") if changes else None
 
 
 def main() -> None:
@@ -66,7 +60,11 @@ def main() -> None:
         actions = {
             "variant_1": None,
             "variant_2": rng.uniform(-0.3, 0.3, len(ECONOMY_KEYS)),
-            "variant_3": toward(optimum.economy, env.guardrails.current_config("variant_3")),
+            "variant_3": toward(
+                optimum.economy,
+                env.guardrails.current_config("variant_3"),
+                "step toward the best static economy",
+            ),
         }
         env.step(actions)
         if env.population is not None and env.population.day % 7 == 0:
