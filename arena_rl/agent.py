@@ -69,7 +69,12 @@ class VariantInfo:
 
 @runtime_checkable
 class Agent(Protocol):
-    """One strategy controlling one variant."""
+    """One strategy controlling one variant.
+
+    An agent may also define ``usage() -> dict[str, float]`` (counters since ``reset``, e.g.
+    model calls, tokens, cost) and ``notes() -> list[str]`` (its own decision log); both land
+    in the experiment's result and in the agent's MLflow run.
+    """
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         """Start a new experiment; all randomness must come from ``rng``."""

@@ -37,7 +37,7 @@ class TournamentConf:
     """Days per tournament; null = the scenario's."""
     format: str = "ffa"
     max_retries: int = 2
-    decision_timeout_s: float | None = 10.0
+    decision_timeout_s: float | None = 60.0
     """A decision slower than this is a fault and is dropped; null: no limit."""
 
 

@@ -43,6 +43,10 @@ class ExperimentResult:
     decision_seconds: dict[str, list[float]]
     faults: dict[str, list[str]]
     audit: list[dict[str, object]] = field(default_factory=list)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per agent that reports it (``usage()``): counters such as model calls and tokens."""
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    """Per agent that keeps them (``notes()``): its own log, e.g. an LLM's unused answers."""
 
     def lift(self, name: str) -> float:
         """Objective of an agent's arm minus control's, on the same population sample."""
@@ -158,4 +162,6 @@ def run_experiment(
         decision_seconds=timings,
         faults=faults,
         audit=audit,
+        usage={n: dict(a.usage()) for n, a in agents.items() if hasattr(a, "usage")},
+        notes={n: list(a.notes()) for n, a in agents.items() if hasattr(a, "notes")},
     )

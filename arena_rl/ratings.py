@@ -23,7 +23,14 @@ from scipy.stats import rankdata
 from arena_rl.stats import bootstrap_mean_ci
 from arena_rl.tournament import TournamentResult
 
-__all__ = ["AgentStanding", "format_leaderboard", "leaderboard", "standings_records"]
+__all__ = [
+    "AgentStanding",
+    "format_leaderboard",
+    "format_usage",
+    "leaderboard",
+    "standings_records",
+    "usage_totals",
+]
 
 _Z95 = 1.959963984540054  # two-sided 95 % normal quantile, for the rating interval
 
@@ -161,6 +168,40 @@ def format_leaderboard(standings: Sequence[AgentStanding]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def usage_totals(results: Sequence[TournamentResult], name: str) -> dict[str, float]:
+    """An agent's usage counters summed over tournaments, plus per-call latency and the
+    cache hit rate when it reports model calls."""
+    totals: dict[str, float] = {}
+    for r in results:
+        for key, value in r.usage.get(name, {}).items():
+            totals[key] = totals.get(key, 0.0) + value
+    if "calls" in totals and "cache_hits" in totals:
+        asked = totals["calls"] + totals["cache_hits"]
+        totals["cache_hit_rate"] = totals["cache_hits"] / asked if asked else math.nan
+        if "latency_s" in totals:
+            calls = totals["calls"]
+            totals["latency_s_per_call"] = totals["latency_s"] / calls if calls else math.nan
+    return totals
+
+
+def format_usage(results: Sequence[TournamentResult]) -> str:
+    """One line per agent that reports model usage (empty when none does)."""
+    lines = []
+    for name in _agent_order(results):
+        t = usage_totals(results, name)
+        if "calls" not in t:
+            continue
+        cost = "unknown" if math.isnan(t.get("cost_usd", math.nan)) else f"${t['cost_usd']:.4f}"
+        lines.append(
+            f"  {name}: {t['calls']:.0f} model calls, {t['cache_hits']:.0f} cache hits, "
+            f"{t.get('prompt_tokens', 0):,.0f} prompt + {t.get('completion_tokens', 0):,.0f} "
+            f"completion tokens, {t.get('latency_s', 0):.1f} s in the model"
+            + (f" ({t['latency_s_per_call']:.2f} s/call)" if t["calls"] else "")
+            + f", estimated cost {cost}"
+        )
+    return "\n".join(["Model usage:", *lines]) if lines else ""
 
 
 def standings_records(standings: Sequence[AgentStanding]) -> list[dict[str, Any]]:

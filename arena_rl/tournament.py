@@ -70,6 +70,9 @@ class TournamentResult:
     """Per arm and metric, the value at the end of each day (for MLflow step = day)."""
     daily_value: dict[str, list[float]] = field(repr=False)
     audit: list[dict[str, Any]] = field(repr=False)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per agent that reports it, e.g. an LLM's calls, cache hits, tokens, latency and cost."""
+    notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=True)
@@ -129,6 +132,8 @@ def play_tournament(
         },
         daily_value={arm: [float(x) for x in v] for arm, v in result.daily_value.items()},
         audit=result.audit,
+        usage=result.usage,
+        notes=result.notes,
     )
 
 

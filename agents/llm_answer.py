@@ -1,0 +1,194 @@
+"""What an LLM agent asks the model to answer, and how an answer becomes a decision.
+
+Two answer formats, both JSON with a schema the backend enforces where it can:
+
+- ``directions`` (for small models): ``{"changes": {key: "raise"|"keep"|"lower"}, "reasoning"}``.
+  A 135M model fills a per-key enum far better than it picks numbers; the agent turns each
+  direction into a bounded step.
+- ``values`` (for large models): ``{"changes": {key: new value}, "reasoning"}``, the live SDK's
+  LLM example's shape; the agent bounds each move by the delta limit.
+
+Parsing is forgiving where the intent is unambiguous (code fences, prose around the JSON,
+truncated JSON, key case and spelling, direction synonyms, numbers as strings) and strict
+otherwise: an unknown key, a negative or non-finite value or an unknown direction is dropped and
+said why. An answer with nothing usable is "no change", with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from arena_rl.economy import ECONOMY_KEYS
+
+FORMATS = ("directions", "values")
+DIRECTIONS = ("raise", "keep", "lower")
+_SYNONYMS = {
+    "raise": "raise", "increase": "raise", "up": "raise", "higher": "raise", "more": "raise",
+    "+": "raise", "keep": "keep", "hold": "keep", "same": "keep", "none": "keep",
+    "unchanged": "keep", "no change": "keep", "=": "keep", "lower": "lower",
+    "decrease": "lower", "down": "lower", "reduce": "lower", "less": "lower", "cut": "lower",
+    "-": "lower",
+}  # fmt: skip
+_KEY_ALIASES = {re.sub(r"[^a-z]", "", k.lower()): k for k in ECONOMY_KEYS}
+REASONING_CHARS = 120
+
+
+def answer_schema(answer: str, keys: Sequence[str]) -> dict[str, Any]:
+    """JSON schema of the answer: the grammar a local model is held to."""
+    if answer == "directions":
+        change: dict[str, Any] = {"type": "string", "enum": list(DIRECTIONS)}
+        changes = {"type": "object", "properties": dict.fromkeys(keys, change), "required": keys}
+    else:
+        number = {"type": "number", "minimum": 0}
+        changes = {"type": "object", "properties": dict.fromkeys(keys, number)}
+    return {
+        "type": "object",
+        "properties": {
+            "changes": changes,
+            "reasoning": {"type": "string", "maxLength": REASONING_CHARS},
+        },
+        "required": ["changes", "reasoning"],
+    }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A parsed answer: per key a direction or a target value, and what had to be fixed."""
+
+    directions: dict[str, str] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+    reasoning: str = ""
+    repairs: tuple[str, ...] = ()
+    """What was fixed or dropped to use the answer (empty: it was clean)."""
+    error: str | None = None
+    """Why nothing in the answer was usable (then: no change)."""
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+
+def parse_answer(text: str, keys: Sequence[str]) -> Answer:
+    """Read a model's answer; never raises. ``keys`` are those the agent may change."""
+    repairs: list[str] = []
+    data = _json_object(text, repairs)
+    if data is None:
+        return Answer(error=f"no JSON object in the answer: {_clip(text, 80)!r}")
+    changes = data.get("changes")
+    if changes is None:
+        for alias in ("economyOverrides", "economy_overrides", "overrides"):
+            if isinstance(data.get(alias), Mapping):
+                changes = data[alias]
+                repairs.append(f"read changes from {alias!r}")
+                break
+    if changes is None and any(_economy_key(k) for k in data):
+        changes = {k: v for k, v in data.items() if k != "reasoning"}
+        repairs.append("read changes from the top level")
+    reasoning = data.get("reasoning")
+    reasoning = _clip(str(reasoning).strip(), REASONING_CHARS) if reasoning is not None else ""
+    if changes is None:
+        return Answer(reasoning=reasoning, error="the answer has no 'changes'")
+    if not isinstance(changes, Mapping):
+        return Answer(reasoning=reasoning, error=f"'changes' is not an object: {changes!r}")
+    directions: dict[str, str] = {}
+    values: dict[str, float] = {}
+    for raw_key, raw in changes.items():
+        key = _economy_key(str(raw_key))
+        if key is None or key not in keys:
+            repairs.append(f"dropped unknown or locked key {raw_key!r}")
+            continue
+        if key != raw_key:
+            repairs.append(f"read {raw_key!r} as {key}")
+        number = _number(raw)
+        if number is not None:
+            if math.isfinite(number) and number >= 0:
+                values[key] = number
+            else:
+                repairs.append(f"dropped {key}={raw!r}: values must be finite and >= 0")
+        elif isinstance(raw, str) and raw.strip().lower() in _SYNONYMS:
+            direction = _SYNONYMS[raw.strip().lower()]
+            if direction != "keep":
+                directions[key] = direction
+        else:
+            repairs.append(f"dropped {key}={raw!r}: not a direction or a number")
+    return Answer(directions, values, reasoning, tuple(repairs))
+
+
+def _json_object(text: str, repairs: list[str]) -> dict[str, Any] | None:
+    """The first JSON object in ``text``: fenced, wrapped in prose or cut off by a token limit."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    body = text[start:]
+    try:
+        data, _ = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError:
+        data = None
+        completed = _closed(body)
+        if completed is not None:
+            try:
+                data = json.loads(completed)
+                repairs.append("completed truncated JSON")
+            except json.JSONDecodeError:
+                data = None
+    return data if isinstance(data, dict) else None
+
+
+def _closed(body: str) -> str | None:
+    """Close the strings, objects and arrays a truncated JSON text left open; drop a dangling
+    key or separator at the cut."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append("}" if char == "{" else "]")
+        elif char in "}]":
+            if not stack:
+                return None
+            stack.pop()
+    if not stack and not in_string:
+        return None  # not truncated: malformed some other way
+    text = body + ('"' if in_string else "")
+    while True:  # peel a trailing separator or value-less key until the text ends cleanly
+        peeled = _DANGLING.sub(lambda m: "{" if m.group(0).startswith("{") else "", text)
+        if peeled == text:
+            return text + "".join(reversed(stack))
+        text = peeled
+
+
+_DANGLING = re.compile(r'[,:]\s*$|,\s*"[^"]*"\s*$|\{\s*"[^"]*"\s*$')
+
+
+def _economy_key(raw: str) -> str | None:
+    return _KEY_ALIASES.get(re.sub(r"[^a-z]", "", raw.lower()))
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,102 @@
+"""Model answers cached on disk by what produced them, so a rerun is free and identical.
+
+The key is a hash of everything that decides an answer: backend, model, messages, answer
+schema and sampling settings. The store is one SQLite file in WAL mode, which several Ray worker
+processes on one machine can read and write at once (writes are single INSERTs; a busy database
+is waited for, not failed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "ARENA_RL_LLM_CACHE"
+"""Environment variable naming the cache file (overrides the per-user default)."""
+
+
+def default_cache_path() -> Path:
+    """``$ARENA_RL_LLM_CACHE``, else ``$XDG_CACHE_HOME/arena_rl/llm_cache.sqlite`` (``~/.cache``
+    when unset): one per user, so reruns from any directory share it."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "arena_rl" / "llm_cache.sqlite"
+
+
+def cache_key(request: Mapping[str, Any]) -> str:
+    """SHA-256 of the request as canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A stored answer and what it cost when it was first made."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+class ResponseCache:
+    """A process-safe key -> answer store in one SQLite file.
+
+    Args:
+        path: the database file; its folder is created.
+        timeout_s: how long a write waits for another process's lock.
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.timeout_s = timeout_s
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+                " prompt_tokens INTEGER, completion_tokens INTEGER, latency_s REAL)"
+            )
+            self._conn = conn
+        return self._conn
+
+    def get(self, key: str) -> CachedAnswer | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT text, prompt_tokens, completion_tokens, latency_s FROM answers WHERE key=?",
+                (key,),
+            )
+            .fetchone()
+        )
+        return None if row is None else CachedAnswer(row[0], int(row[1]), int(row[2]), row[3])
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        """Store an answer; the first writer of a key wins (both answered the same request)."""
+        self._connection().execute(
+            "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?)",
+            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.latency_s),
+        )
+
+    def __len__(self) -> int:
+        return int(self._connection().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a connection cannot cross processes; each process opens its own
+        return {"path": self.path, "timeout_s": self.timeout_s, "_conn": None}
