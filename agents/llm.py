@@ -148,10 +148,9 @@ class LLMAgent(BaseAgent):
         if self.client_ is None:  # once per process: check the backend, open the cache
             self._backend.check()
             cache = ResponseCache(self.cache_path or default_cache_path()) if self.cache else None
-            name = self.model or self._backend.identity()
-            price = (self.prices or {}).get(name)
-            if self.backend == "local":
-                price = price or {"prompt": 0.0, "completion": 0.0}
+            price = (self.prices or {}).get(self._backend.label())
+            if price is None and self.backend == "local":
+                price = {"prompt": 0.0, "completion": 0.0}  # your own machine: no bill
             self.client_ = LLMClient(
                 self._backend,
                 cache,

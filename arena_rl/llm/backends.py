@@ -112,6 +112,10 @@ class LocalBackend:
     def path(self) -> Path:
         return Path(self.model_path).expanduser() if self.model_path else smollm2_path()
 
+    def label(self) -> str:
+        """The model's name, as the price table lists it: the GGUF file's name."""
+        return self.path().name
+
     def identity(self) -> str:
         path = self.path()
         return f"{path.name}:{path.stat().st_size}" if path.exists() else path.name
@@ -193,6 +197,9 @@ class OpenAIBackend:
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.response_format, self.timeout_s = response_format, timeout_s
         self._client: Any = None
+
+    def label(self) -> str:
+        return self.model
 
     def identity(self) -> str:
         return f"{self.base_url or 'openai'}|{self.model}"
@@ -290,6 +297,9 @@ class AnthropicBackend:
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.timeout_s = timeout_s
         self._client: Any = None
+
+    def label(self) -> str:
+        return self.model
 
     def identity(self) -> str:
         return f"{self.base_url or 'anthropic'}|{self.model}"

@@ -1,0 +1,158 @@
+"""The LLM agent on a real model: SmolLM2-135M in-process, and the same GGUF behind a real
+OpenAI-compatible server (llama-cpp-python's) on localhost."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from agents.llm import LLMAgent
+from agents.llm_answer import answer_schema, parse_answer
+from arena_rl.agent import VariantInfo
+from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
+from arena_rl.experiment import ExperimentResult, run_experiment
+from arena_rl.llm import LLMClient, ResponseCache, Sampling, make_backend, smollm2_path
+from arena_rl.metrics import METRICS, Signals
+from arena_rl.stats import MetricValue
+
+pytestmark = pytest.mark.llm
+
+MIN_USABLE_SHARE = 0.8
+"""Stated bar: at least 80 % of the local model's answers parse into a decision (after repair).
+Measured here: 100 % of 10 varied questions, about a third of them repaired (cut-off reasoning)."""
+
+
+def varied_signals(rng: np.random.Generator, n: int) -> list[Signals]:
+    """Signals of different days and levels, so every question differs."""
+    out = []
+    for i in range(n):
+        enrolled = int(rng.integers(200, 3000))
+        active = int(enrolled * rng.uniform(0.2, 0.7))
+        metrics = {
+            m: MetricValue(float(rng.uniform(0.1, 5.0)), float(rng.uniform(0.1, 2)), active, "high")
+            for m in METRICS
+        }
+        out.append(Signals(enrolled, active, int(active * 1.4), active * 3, 3 * i, metrics))
+    return out
+
+
+def test_local_model_answers_parse_into_valid_bounded_decisions(tmp_path: Path) -> None:
+    agent = LLMAgent(cache_path=str(tmp_path / "c.sqlite"), decide_every_days=1)
+    info = VariantInfo.of("v")
+    agent.reset(info, np.random.default_rng(0))
+    config = dict(DEFAULT_ECONOMY)
+    questions = varied_signals(np.random.default_rng(1), 10)
+    for signals in questions:
+        update = agent.decide(signals, config)
+        if update is not None:
+            validate_overrides(update.overrides, where="llm")
+            for key, value in update.overrides.items():  # a direction is one 10 % step
+                assert abs(value - config[key]) <= 0.1 * config[key] + 0.5 + 1e-9, (key, value)
+            assert update.reasoning.startswith("[llm]")
+            config.update(update.overrides)
+    usage = agent.usage()
+    assert usage["answers"] == len(questions)
+    assert usage["calls"] == len(questions) and usage["cache_hits"] == 0
+    assert (usage["clean"] + usage["repaired"]) / usage["answers"] >= MIN_USABLE_SHARE
+    assert usage["prompt_tokens"] > 100 * len(questions) and usage["completion_tokens"] > 0
+    assert usage["latency_s"] > 0 and usage["cost_usd"] == 0.0
+    assert len(agent.notes()) == len(questions)
+
+
+def test_rerun_is_served_from_cache_with_identical_results(tmp_path: Path) -> None:
+    cache = str(tmp_path / "c.sqlite")
+    prices = {smollm2_path().name: {"prompt": 2.0, "completion": 8.0}}
+
+    def play() -> tuple[ExperimentResult, LLMAgent]:
+        agent = LLMAgent(cache_path=cache, prices=prices)
+        return run_experiment({"llm": agent}, seed=3, n_users=1500, days=9), agent
+
+    first, agent = play()
+    cold = agent.usage()
+    assert cold["calls"] == 3  # days 0, 3 and 6
+    cost = (cold["prompt_tokens"] * 2.0 + cold["completion_tokens"] * 8.0) / 1e6
+    assert cold["cost_usd"] == pytest.approx(cost)
+    again, agent = play()
+    warm = agent.usage()
+    assert warm["calls"] == 0 and warm["cache_hits"] == 3 and warm["cost_usd"] == 0.0
+    assert again.objective == first.objective
+    assert again.audit == first.audit
+    assert again.usage["llm"]["cache_hits"] == 3
+    reasons = [a["reasoning"] for a in first.audit if a["variant"] == "llm"]
+    assert reasons and all(str(r).startswith("[llm]") for r in reasons)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on a free localhost port, serving the same
+    GGUF file as the local backend."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path())]
+    command += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--n_ctx", "2048", "--n_threads", "2"]
+    with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would stall the server
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_local_server(llama_server: str, tmp_path: Path) -> None:
+    agent = LLMAgent(
+        backend="openai",
+        model="smollm2",
+        base_url=llama_server,
+        response_format="json_object",  # the llama.cpp server's form of schema-constrained JSON
+        cache_path=str(tmp_path / "c.sqlite"),
+    )
+    result = run_experiment({"llm": agent}, seed=1, n_users=1500, days=6)
+    usage = result.usage["llm"]
+    assert usage["calls"] == 2 and usage["prompt_tokens"] > 100 and usage["latency_s"] > 0
+    assert usage["clean"] + usage["repaired"] == 2
+    assert result.faults["llm"] == []
+    assert np.isnan(usage["cost_usd"])  # no price listed for "smollm2": unknown, not free
+
+
+def test_openai_backend_answers_follow_the_schema(llama_server: str, tmp_path: Path) -> None:
+    backend = make_backend(
+        "openai", model="smollm2", base_url=llama_server, response_format="json_object"
+    )
+    backend.check()
+    client = LLMClient(backend, ResponseCache(tmp_path / "c.sqlite"))
+    keys = list(ECONOMY_KEYS)
+    text = client.complete(
+        [{"role": "user", "content": "Should scanXp go up? Answer for every key."}],
+        answer_schema("directions", keys),
+        Sampling(max_tokens=200),
+    )
+    answer = parse_answer(text, keys)
+    assert answer.usable, text

@@ -1,0 +1,162 @@
+"""Model answers -> decisions: clean, repairable and unusable answers (recorded strings)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agents.llm import LLMAgent
+from agents.llm_answer import answer_schema, parse_answer
+from arena_rl.agent import VariantInfo
+from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
+
+KEYS = list(ECONOMY_KEYS)
+
+
+def test_clean_directions_answer() -> None:
+    text = json.dumps(
+        {"changes": {"scanXp": "raise", "photoXp": "lower", "feedbackXp": "keep"}, "reasoning": "r"}
+    )
+    answer = parse_answer(text, KEYS)
+    assert answer.usable and answer.repairs == ()
+    assert answer.directions == {"scanXp": "raise", "photoXp": "lower"}
+    assert answer.reasoning == "r"
+
+
+@pytest.mark.parametrize(
+    ("text", "directions"),
+    [
+        # cut off by the token limit, inside a string, after a colon, after a comma
+        ('{"changes": {"scanXp": "lower", "photoXp": "rai', {"scanXp": "lower"}),
+        ('{"changes": {"scanXp": "lower", "photoXp":', {"scanXp": "lower"}),
+        ('{"changes": {"scanXp": "lower",', {"scanXp": "lower"}),
+        ('{"changes": {"scanXp": "raise"}, "reasoning": "because the da', {"scanXp": "raise"}),
+    ],
+)
+def test_truncated_json_is_completed(text: str, directions: dict[str, str]) -> None:
+    answer = parse_answer(text, KEYS)
+    assert answer.usable, answer.error
+    assert answer.directions == directions
+    assert "completed truncated JSON" in answer.repairs
+
+
+def test_prose_and_code_fences_around_json_are_ignored() -> None:
+    text = (
+        'Sure! Here is my decision:\n```json\n{"changes": {"scanXp": "up"}, "reasoning": "x"}\n```'
+    )
+    answer = parse_answer(text, KEYS)
+    assert answer.directions == {"scanXp": "raise"}
+
+
+def test_unknown_keys_are_dropped_and_said_why() -> None:
+    text = '{"changes": {"scanXp": "lower", "bonusXp": "raise", "streak": 3}, "reasoning": ""}'
+    answer = parse_answer(text, KEYS)
+    assert answer.directions == {"scanXp": "lower"}
+    assert any("'bonusXp'" in r for r in answer.repairs)
+    assert any("'streak'" in r for r in answer.repairs)
+
+
+def test_keys_outside_the_agents_keys_are_dropped() -> None:
+    answer = parse_answer('{"changes": {"scanXp": "raise", "photoXp": "raise"}}', ["photoXp"])
+    assert answer.directions == {"photoXp": "raise"}
+
+
+def test_negative_nan_and_non_numeric_values_are_dropped() -> None:
+    text = '{"changes": {"scanXp": -3, "photoXp": NaN, "feedbackXp": "lots", "issueReportXp": 30}}'
+    answer = parse_answer(text, KEYS)
+    assert answer.values == {"issueReportXp": 30.0}
+    assert answer.directions == {}
+    assert len(answer.repairs) == 3
+
+
+def test_key_spelling_synonyms_and_numeric_strings_are_repaired() -> None:
+    text = '{"changes": {"scan_xp": "Increase", "PHOTOXP": "reduce", "streakBonusCap": "60"}}'
+    answer = parse_answer(text, KEYS)
+    assert answer.directions == {"scanXp": "raise", "photoXp": "lower"}
+    assert answer.values == {"streakBonusCap": 60.0}
+    assert any("as scanXp" in r for r in answer.repairs)
+
+
+def test_sdk_style_and_top_level_changes_are_read() -> None:
+    sdk = parse_answer('{"economyOverrides": {"scanXp": 12}, "reasoning": "r"}', KEYS)
+    assert sdk.values == {"scanXp": 12.0}
+    top = parse_answer('{"scanXp": 12, "reasoning": "r"}', KEYS)
+    assert top.values == {"scanXp": 12.0} and top.reasoning == "r"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("I would raise scanXp a little.", "no JSON object"),
+        ("", "no JSON object"),
+        ('{"reasoning": "nothing to change"}', "no 'changes'"),
+        ('{"changes": ["scanXp"], "reasoning": ""}', "not an object"),
+        ('{"changes": {"scanXp": "raise"}} }}} {', None),  # trailing junk after a valid object
+        ("[1, 2, 3]", "no JSON object"),
+        ('{"changes": {"scanXp": "raise"', None),
+        ("{{{{", "no JSON object"),
+    ],
+)
+def test_unusable_answers_say_why(text: str, error: str | None) -> None:
+    answer = parse_answer(text, KEYS)
+    if error is None:
+        assert answer.usable and answer.directions == {"scanXp": "raise"}
+    else:
+        assert not answer.usable and answer.error is not None and error in answer.error
+
+
+def test_schema_lists_every_key_with_a_direction_enum() -> None:
+    schema = answer_schema("directions", KEYS)
+    changes = schema["properties"]["changes"]
+    assert changes["required"] == KEYS
+    assert changes["properties"]["scanXp"]["enum"] == ["raise", "keep", "lower"]
+    values = answer_schema("values", KEYS)["properties"]["changes"]
+    assert values["properties"]["scanXp"] == {"type": "number", "minimum": 0}
+
+
+def agent(**kwargs: object) -> LLMAgent:
+    a = LLMAgent(**kwargs)  # type: ignore[arg-type]
+    a.info_ = VariantInfo.of("v")
+    return a
+
+
+def test_directions_become_bounded_steps_and_values_are_held_to_the_delta_limit() -> None:
+    a = agent(step_pct=10)
+    current = dict(DEFAULT_ECONOMY)
+    text = '{"changes": {"scanXp": "raise", "photoXp": "lower", "scanDailyCap": "raise"}}'
+    target = a.targets(parse_answer(text, KEYS), current)
+    assert target["scanXp"] == pytest.approx(11.0)
+    assert target["photoXp"] == pytest.approx(9.0)
+    assert target["scanDailyCap"] == 22.0  # caps stay whole numbers
+    values = a.targets(parse_answer('{"changes": {"scanXp": 1000, "photoXp": 0}}', KEYS), current)
+    limit = a.info_.delta_limit_pct / 100
+    assert values["scanXp"] == pytest.approx(10 * (1 + limit))
+    assert values["photoXp"] == pytest.approx(10 * (1 - limit))
+    validate_overrides(values)
+
+
+def test_a_raise_from_zero_starts_from_a_step_of_the_default() -> None:
+    a = agent(step_pct=10)
+    current = {**DEFAULT_ECONOMY, "photoXp": 0.0}
+    target = a.targets(parse_answer('{"changes": {"photoXp": "raise"}}', KEYS), current)
+    assert target["photoXp"] == pytest.approx(1.0)
+
+
+def test_bad_hyperparameters_fail_when_built() -> None:
+    with pytest.raises(ValueError, match="answer"):
+        LLMAgent(answer="poem")
+    with pytest.raises(ValueError, match="bonusXp"):
+        LLMAgent(keys=["bonusXp"])
+    with pytest.raises(ValueError, match="step_pct"):
+        LLMAgent(step_pct=0)
+
+
+def test_agent_pickles_after_reset_without_its_connections(tmp_path) -> None:
+    import pickle
+
+    a = LLMAgent(cache_path=str(tmp_path / "c.sqlite"))
+    a.reset(VariantInfo.of("v"), np.random.default_rng(0))
+    clone = pickle.loads(pickle.dumps(a))
+    assert clone.client_ is None and clone.step_pct == a.step_pct

@@ -1,0 +1,165 @@
+"""The model call path without a model: cache keys, the shared store, retries, rate limit and
+the errors a user meets before a tournament starts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from arena_rl.config import ConfigError, compose_config, settings_from
+from arena_rl.llm import BackendError, LLMClient, ResponseCache, Sampling, cache_key, make_backend
+from arena_rl.llm.backends import AnthropicBackend, LocalBackend, OpenAIBackend
+from arena_rl.llm.cache import CachedAnswer, default_cache_path
+from arena_rl.llm.client import _RateLimiter
+
+REQUEST = {
+    "backend": "local",
+    "model": "m.gguf:1",
+    "messages": [{"role": "user", "content": "hi"}],
+    "schema": {"type": "object"},
+    "sampling": {"temperature": 0.0, "max_tokens": 10, "seed": 0},
+}
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("part", "other"),
+    [
+        ("backend", "openai"),
+        ("model", "m.gguf:2"),
+        ("messages", [{"role": "user", "content": "hi!"}]),
+        ("schema", {"type": "array"}),
+        ("sampling", {"temperature": 0.0, "max_tokens": 10, "seed": 1}),
+    ],
+)
+def test_cache_key_changes_with_every_part_of_the_request(part: str, other: object) -> None:
+    assert cache_key(REQUEST) != cache_key({**REQUEST, part: other})
+
+
+def test_cache_key_ignores_dict_order() -> None:
+    reordered = dict(reversed(list(REQUEST.items())))
+    assert cache_key(reordered) == cache_key(REQUEST)
+
+
+def _writer(path: str, start: int, n: int) -> None:
+    cache = ResponseCache(path)
+    for i in range(start, start + n):
+        cache.put(f"k{i}", CachedAnswer(f"answer {i}", i, 1, 0.1))
+        assert cache.get(f"k{i}") is not None
+
+
+def test_cache_is_shared_safely_by_concurrent_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    # four processes, overlapping key ranges: 0-299, 100-399, 200-499, 300-599
+    procs = [
+        multiprocessing.get_context("spawn").Process(target=_writer, args=(path, 100 * w, 300))
+        for w in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    cache = ResponseCache(path)
+    assert len(cache) == 600
+    hit = cache.get("k42")
+    assert hit is not None and hit.text == "answer 42" and hit.prompt_tokens == 42
+
+
+def test_default_cache_path_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ARENA_RL_LLM_CACHE", str(tmp_path / "mine.sqlite"))
+    assert default_cache_path() == tmp_path / "mine.sqlite"
+    monkeypatch.delenv("ARENA_RL_LLM_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_path() == tmp_path / "arena_rl" / "llm_cache.sqlite"
+
+
+def test_transient_failures_are_retried_with_backoff_then_reported() -> None:
+    # a real connection failure: an OpenAI-compatible endpoint on a port nobody listens on
+    backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    client = LLMClient(backend, None, max_retries=2, backoff_s=0.05)
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match="gave up after 2 retries"):
+        client.complete([{"role": "user", "content": "hi"}], {"type": "object"}, Sampling())
+    assert client.usage.retries == 2
+    assert client.usage.calls == 0  # nothing answered, nothing counted as a call
+    assert time.perf_counter() - started >= 0.05 + 0.10  # backoff doubles
+
+
+def test_rate_limiter_spaces_calls_per_backend() -> None:
+    started = time.perf_counter()
+    for _ in range(4):
+        _RateLimiter.wait("test-backend-a", per_minute=240)  # one call per 0.25 s
+    assert time.perf_counter() - started >= 0.74
+    quick = time.perf_counter()
+    _RateLimiter.wait("test-backend-b", per_minute=240)  # another backend has its own slots
+    _RateLimiter.wait("test-backend-c", per_minute=None)
+    assert time.perf_counter() - quick < 0.1
+
+
+def test_cached_answers_cost_nothing_and_count_as_hits(tmp_path: Path) -> None:
+    backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    client = LLMClient(backend, cache, max_retries=0)
+    messages, schema = [{"role": "user", "content": "hi"}], {"type": "object"}
+    cache.put(client.key(messages, schema, Sampling()), CachedAnswer('{"a": 1}', 5, 2, 0.5))
+    assert client.complete(messages, schema, Sampling()) == '{"a": 1}'  # the endpoint is down
+    assert client.usage.cache_hits == 1 and client.usage.calls == 0
+    with pytest.raises(BackendError):  # other sampling settings: not cached, so it is asked
+        client.complete(messages, schema, Sampling(seed=1))
+
+
+def test_missing_api_keys_name_the_variable(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(BackendError, match="OPENAI_API_KEY"):
+        OpenAIBackend("gpt-4o-mini").check()
+    with pytest.raises(BackendError, match="MY_KEY"):
+        OpenAIBackend(
+            "gpt-4o-mini", base_url="https://example.invalid/v1", api_key_env="MY_KEY"
+        ).check()
+    with pytest.raises(BackendError, match="ANTHROPIC_API_KEY"):
+        AnthropicBackend("claude-haiku-4-5").check()
+
+
+def test_unreachable_endpoint_is_a_clear_error() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(BackendError, match="cannot reach"):
+        OpenAIBackend("m", base_url=url).check()  # localhost needs no key
+
+
+def test_bad_backend_settings_fail_early() -> None:
+    with pytest.raises(BackendError, match="one of"):
+        make_backend("gemini", model="x")
+    with pytest.raises(BackendError, match="model name"):
+        make_backend("openai")
+    with pytest.raises(BackendError, match="does not exist"):
+        LocalBackend(model_path="/nonexistent/model.gguf").check()
+
+
+def test_tournament_config_with_unreachable_endpoint_fails_before_any_work(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    cfg = compose_config(
+        [
+            "+agents=[llm]",
+            "agents.llm.backend=openai",
+            "agents.llm.model=m",
+            f"agents.llm.base_url={url}",
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"agents\.llm.*cannot reach"):
+        settings_from(cfg)
+    cfg = compose_config(["+agents=[llm]", "agents.llm.backend=anthropic", "agents.llm.model=m"])
+    with pytest.raises(ConfigError, match=r"agents\.llm.*ANTHROPIC_API_KEY"):
+        settings_from(cfg)
