@@ -1,0 +1,88 @@
+"""The live API's JSON shapes for configs, ``act()`` results and decision-log entries.
+
+Pure functions from guardrail results to camelCase dicts, so the shapes are in one place and
+testable without a server. ``iso`` maps simulated days to an ISO-8601 timestamp.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from arena_rl.economy import INTEGER_KEYS
+from arena_rl.guardrails import GuardrailResult
+
+Iso = Callable[..., str]
+
+
+def wire_config(config: Mapping[str, float]) -> dict[str, float | int]:
+    """Caps go out as integers, the other keys as numbers (the live platform's JSON)."""
+    return {k: int(v) if k in INTEGER_KEYS else v for k, v in config.items()}
+
+
+def coerce(value: object) -> object:
+    """JSON integers too large for a float become inf, which the guardrails reject cleanly."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return math.inf
+    return value
+
+
+def act_response(
+    result: GuardrailResult, requested: Mapping[str, object], iso: Iso
+) -> dict[str, Any]:
+    """The ``PUT /variant/config`` data: ``rejectionReason`` is the CODE, the text is in
+    ``rejectionDetail`` (as the live platform and its demo answer); ``clampedDeltas`` entries
+    carry ``clamped: true`` plus previous/requested/applied/deltaPercent/maxDelta/baseline."""
+    code, allowed = result.rejection_code, result.next_allowed_update
+    response: dict[str, Any] = {
+        "accepted": result.accepted,
+        "appliedConfig": None,
+        "clampedDeltas": None,
+        "rejectionReason": None if code is None else str(code),
+        "rejectionDetail": None if result.accepted else result.detail,
+        "nextAllowedUpdate": None if allowed is None else iso(allowed, round_up=True),
+        "decisionLogId": result.decision_id,
+    }
+    if result.accepted and result.applied_config is not None:
+        applied = {k: result.applied_config[k] for k in requested}
+        response["appliedConfig"] = wire_config(applied)
+        deltas = {k: d.to_api() for k, d in result.clamped_deltas.items()}
+        response["clampedDeltas"] = deltas or None
+    return response
+
+
+def decision_entry(
+    result: GuardrailResult,
+    *,
+    variant_id: str,
+    requested: Mapping[str, object],
+    reasoning: str,
+    now: float,
+    iso: Iso,
+    agent_signals: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A decision-log entry. Unlike the act response, ``rejectionReason`` here is the human
+    text and ``rejectionCode`` the CODE (the live platform's inversion, kept on purpose)."""
+    entry: dict[str, Any] = {
+        "id": result.decision_id,
+        "timestamp": iso(now),
+        "variantId": variant_id,
+        "accepted": result.accepted,
+        "economyOverrides": dict(requested),
+        "reasoning": reasoning,
+        "simDay": now,
+    }
+    if agent_signals:
+        entry["signals"] = dict(agent_signals)
+    if result.accepted:
+        response = act_response(result, requested, iso)
+        entry["appliedConfig"] = response["appliedConfig"]
+        entry["clampedDeltas"] = response["clampedDeltas"]
+    else:
+        entry["rejectionReason"] = result.detail
+        entry["rejectionCode"] = str(result.rejection_code)
+    return entry
