@@ -116,3 +116,29 @@ def test_same_results_with_one_or_two_workers_and_resume_adds_nothing(tmp_path: 
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(list((tmp_path / "two" / "tournaments").glob("*.json"))) == 4
     assert leaderboard(tmp_path / "two") == leaderboard(tmp_path / "one")
+
+
+@pytest.mark.llm
+def test_ucb_and_llm_as_typed_then_a_rerun_makes_no_model_calls(tmp_path: Path) -> None:
+    os.environ["ARENA_RL_LLM_CACHE"] = str(tmp_path / "answers.sqlite")  # restored by conftest
+    first = tournament(tmp_path, "+agents=[ucb,llm]", *TINY, run_dir="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert set(leaderboard(tmp_path / "first")) == {"ucb", "llm"}
+    assert "Model usage:" in first.stdout and "llm:" in first.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "arena_rl"]
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    llm_run = next(r for r in runs if r.info.run_name == "llm")
+    metrics = llm_run.data.metrics
+    assert metrics["usage/calls"] > 0 and metrics["usage/prompt_tokens"] > 0
+    assert metrics["usage/completion_tokens"] > 0 and metrics["usage/latency_s"] > 0
+    assert "usage/cache_hits" in metrics and "usage/latency_s_per_call" in metrics
+
+    again = tournament(tmp_path, "+agents=[ucb,llm]", *TINY, run_dir="again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    for i in range(2):
+        a = json.loads((tmp_path / "first" / "tournaments" / f"{i:05d}.json").read_text())
+        b = json.loads((tmp_path / "again" / "tournaments" / f"{i:05d}.json").read_text())
+        assert b["usage"]["llm"]["calls"] == 0 and b["usage"]["llm"]["cache_hits"] > 0
+        assert a["objective"] == b["objective"] and a["audit"] == b["audit"]
+    assert leaderboard(tmp_path / "again") == leaderboard(tmp_path / "first")
