@@ -39,7 +39,7 @@ def requests(result, name: str) -> list[dict]:
 
 def test_every_required_strategy_is_registered() -> None:
     required = {"control", "random", "rule", "pid", "ucb", "thompson", "etc", "linucb",
-                "bayesopt", "hedge", "ppo", "oracle"}  # fmt: skip
+                "bayesopt", "hedge", "ppo", "llm", "oracle"}  # fmt: skip
     assert required <= set(AGENT_NAMES)
 
 

@@ -90,6 +90,20 @@ def test_rerun_is_served_from_cache_with_identical_results(tmp_path: Path) -> No
     assert reasons and all(str(r).startswith("[llm]") for r in reasons)
 
 
+def test_model_is_loaded_once_per_process_and_shared(tmp_path: Path) -> None:
+    from arena_rl.llm import backends
+
+    agents = [LLMAgent(cache_path=str(tmp_path / f"{i}.sqlite"), n_threads=1) for i in range(2)]
+    loaded = []
+    for agent in agents:
+        agent.reset(VariantInfo.of("v"), np.random.default_rng(0))
+        agent.decide(varied_signals(np.random.default_rng(2), 1)[0], DEFAULT_ECONOMY)
+        assert agent.usage()["calls"] == 1  # each asked the model (separate caches)
+        loaded.append(dict(backends._MODELS))
+    assert len(loaded[0]) == len(loaded[1])  # the second agent loaded nothing new
+    assert all(loaded[0][k] is loaded[1][k] for k in loaded[0])  # it used the same model
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

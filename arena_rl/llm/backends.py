@@ -14,12 +14,12 @@ file, API key or endpoint) before any tournament starts.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -72,19 +72,34 @@ def default_threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
-@cache
+_MODELS: dict[tuple[str, int, int, int], Any] = {}
+"""Loaded models of this process, by (path, n_ctx, n_threads, n_gpu_layers)."""
+
+
 def _llama(path: str, n_ctx: int, n_threads: int, n_gpu_layers: int) -> Any:
     """Load a GGUF model once per process; every agent of a worker shares it."""
-    from llama_cpp import Llama
+    key = (path, n_ctx, n_threads, n_gpu_layers)
+    if key not in _MODELS:
+        from llama_cpp import Llama
 
-    return Llama(
-        model_path=path,
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        n_gpu_layers=n_gpu_layers,  # offloads to a GPU when the build has one; ignored on CPU
-        seed=0,
-        verbose=False,
-    )
+        if not _MODELS:
+            atexit.register(_close_models)
+        _MODELS[key] = Llama(
+            model_path=path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,  # offloads to a GPU when the build has one; else ignored
+            seed=0,
+            verbose=False,
+        )
+    return _MODELS[key]
+
+
+def _close_models() -> None:
+    # dropped (so freed) before interpreter shutdown: llama.cpp's finaliser fails once its
+    # module is torn down
+    while _MODELS:
+        _MODELS.popitem()
 
 
 class LocalBackend:
