@@ -69,7 +69,8 @@ class LLMAgent(BaseAgent):
         step_pct: how far one "raise" or "lower" moves a value, in percent.
         decide_every_days: days between questions to the model (effects take days to show).
         history: past decisions shown in the prompt.
-        temperature, max_tokens, seed: sampling settings (part of the cache key).
+        temperature, max_tokens, seed: sampling settings (part of the cache key); above
+            temperature 0 each question's seed is drawn from the agent's generator instead.
         cache: keep answers on disk; cache_path: the SQLite file (None: per-user default).
         max_calls_per_minute: rate limit per backend and worker; None: none.
         max_retries, backoff_s: retries of transient failures, first delay (doubling).
@@ -113,11 +114,8 @@ class LLMAgent(BaseAgent):
         if not 0 < step_pct <= 100 or decide_every_days < 1 or history < 0:
             raise ValueError("need 0 < step_pct <= 100, decide_every_days >= 1, history >= 0")
         self.backend, self.model, self.model_path = backend, model, model_path
-        self.base_url, self.api_key_env, self.response_format = (
-            base_url,
-            api_key_env,
-            response_format,
-        )
+        self.base_url, self.api_key_env = base_url, api_key_env
+        self.response_format = response_format
         self.answer, self.keys, self.step_pct = answer, keys, step_pct
         self.decide_every_days, self.history = decide_every_days, history
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
@@ -203,7 +201,9 @@ class LLMAgent(BaseAgent):
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": self.prompt(signals, current_config, value, keys)},
         ]
-        sampling = Sampling(self.temperature, self.max_tokens, self.seed)
+        # greedy decoding needs no seed; sampling draws one from the tournament's stream
+        seed = self.seed if self.temperature == 0 else int(self.rng_.integers(2**31))
+        sampling = Sampling(self.temperature, self.max_tokens, seed)
         text = self.client_.complete(messages, answer_schema(self.answer, keys), sampling)
         parsed = parse_answer(text, keys)
         self._count(parsed)
