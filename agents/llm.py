@@ -91,7 +91,7 @@ class LLMAgent(BaseAgent):
         keys: Sequence[str] | None = None,
         step_pct: float = 10.0,
         decide_every_days: int = 3,
-        history: int = 4,
+        history: int = 3,
         temperature: float = 0.0,
         max_tokens: int = 256,
         seed: int = 0,
@@ -218,7 +218,7 @@ class LLMAgent(BaseAgent):
             return None
         moves = ", ".join(f"{k} {current_config[k]:g}->{v:g}" for k, v in changes.items())
         self.notes_.append(f"day {day}: {moves}: {parsed.reasoning}{fixed}")
-        self.pending_ = _Step(day, moves, value, "")
+        self.pending_ = _Step(day, _summary(changes, current_config), value, "")
         return ConfigUpdate(changes, reasoning=f"[llm] {parsed.reasoning}{fixed}")
 
     def targets(self, parsed: Answer, current: Mapping[str, float]) -> dict[str, float]:
@@ -278,15 +278,31 @@ class LLMAgent(BaseAgent):
         ]
         for step in self.steps_[-self.history :] if self.history else ():
             before = f"{step.value_before:.3f}" if step.value_before is not None else "unknown"
-            lines.append(
-                f"Day {step.day} you set {step.moves} ({step.outcome}); value was {before}."
-            )
+            lines.append(f"Day {step.day}: you {step.moves} ({step.outcome}); value was {before}.")
         return "\n".join(lines)
 
     def _count(self, parsed: Answer) -> None:
         self.answers_["answers"] += 1
         kind = "unusable" if not parsed.usable else "repaired" if parsed.repairs else "clean"
         self.answers_[kind] += 1
+
+
+def _summary(changes: Mapping[str, float], current: Mapping[str, float]) -> str:
+    """Moves in few words ("lowered every key", "raised scanXp; lowered photoXp"): the
+    history is most of the prompt, and prompt tokens are most of a local model's time."""
+    parts = []
+    for verb, keys in (
+        ("raised", [k for k in changes if changes[k] > current[k]]),
+        ("lowered", [k for k in changes if changes[k] < current[k]]),
+    ):
+        if len(keys) == len(ECONOMY_KEYS):
+            parts.append(f"{verb} every key")
+        elif len(keys) > len(ECONOMY_KEYS) // 2:
+            rest = [k for k in ECONOMY_KEYS if k not in keys]
+            parts.append(f"{verb} every key but {', '.join(rest)}")
+        elif keys:
+            parts.append(f"{verb} {', '.join(keys)}")
+    return "; ".join(parts)
 
 
 __all__ = ["LLMAgent"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from agents.llm import LLMAgent
+from agents.llm import LLMAgent, _summary
 from agents.llm_answer import answer_schema, parse_answer
 from arena_rl.agent import VariantInfo
 from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
@@ -160,3 +160,12 @@ def test_agent_pickles_after_reset_without_its_connections(tmp_path) -> None:
     a.reset(VariantInfo.of("v"), np.random.default_rng(0))
     clone = pickle.loads(pickle.dumps(a))
     assert clone.client_ is None and clone.step_pct == a.step_pct
+
+
+def test_history_summarises_moves_in_few_words() -> None:
+    base = dict(DEFAULT_ECONOMY)
+    down = {k: v * 0.9 for k, v in base.items()}
+    assert _summary(down, base) == "lowered every key"
+    mixed = {**{k: v * 0.9 for k, v in base.items() if k != "scanXp"}, "scanXp": 11.0}
+    assert _summary(mixed, base) == "raised scanXp; lowered every key but scanXp"
+    assert _summary({"photoXp": 5.0}, base) == "lowered photoXp"
