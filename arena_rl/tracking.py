@@ -24,6 +24,7 @@ import csv
 import json
 import math
 import re
+import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -74,6 +75,17 @@ def default_tracking_uri(directory: Path | None = None) -> str:
     ``mlflow ui`` started in that directory opens this store; artifacts land in its ``mlruns/``.
     """
     return f"sqlite:///{(directory or Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def git_commit() -> str:
+    """The checkout's commit, or "unknown" outside a git checkout (e.g. a Ray job's copy)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def log_tournament_run(

@@ -15,7 +15,6 @@ one child run per agent (``mlflow ui`` from the project directory shows them).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,17 +24,6 @@ from omegaconf import DictConfig
 
 from arena_rl import ratings, runner, tracking
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
-
-
-def git_commit() -> str:
-    """The checkout's commit, or "unknown" outside a git checkout (e.g. a Ray job's copy)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run(settings: Settings, out_dir: Path) -> int:
@@ -73,7 +61,7 @@ def run(settings: Settings, out_dir: Path) -> int:
             },
             results=outcome.results,
             standings=records,
-            tags={"git_commit": git_commit(), "root_seed": str(settings.seed)},
+            tags={"git_commit": tracking.git_commit(), "root_seed": str(settings.seed)},
             out_dir=out_dir,
         )
         print(f"\nMLflow run {run_id} (experiment {settings.tracking_experiment!r})")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,16 +56,6 @@ def served_result(exp: ServedExperiment) -> tuple[TournamentResult, dict[str, An
     return result, decisions
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
 def log_served(
     exp: ServedExperiment,
     *,
@@ -88,7 +77,7 @@ def log_served(
         results=[result],
         standings=standings,
         tags={
-            "git_commit": _git_commit(),
+            "git_commit": tracking.git_commit(),
             "root_seed": str(exp.seed),
             "arena_experiment_id": exp.experiment_id,
             "source": "arena_rl.server",
