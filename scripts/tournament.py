@@ -14,6 +14,7 @@ one child run per agent (``mlflow ui`` from the project directory shows them).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -70,6 +71,7 @@ def run(settings: Settings, out_dir: Path) -> int:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    faulthandler.enable()  # a native crash (a model's library, say) prints where, not nothing
     try:
         settings = settings_from(cfg)
     except (ConfigError, ValueError) as exc:

@@ -9,7 +9,8 @@ Three backends behind one small shape (``identity``, ``check``, ``complete``):
 - ``anthropic``: the official SDK; the schema becomes a forced tool call.
 
 ``check`` fails with a :class:`BackendError` that says what to fix (missing package, model
-file, API key or endpoint) before any tournament starts.
+file, API key or endpoint, or a llama.cpp build that crashes on this CPU: see
+:mod:`arena_rl.llm.probe`) before any tournament starts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from arena_rl.llm import probe
+from arena_rl.llm.cache import default_cache_path
 
 BACKENDS = ("local", "openai", "anthropic")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -135,12 +139,27 @@ class LocalBackend:
         path = self.path()
         return f"{path.name}:{path.stat().st_size}" if path.exists() else path.name
 
+    probe_target = probe.FIRST_ANSWER
+    """What the contained first call runs (a test points it at a real crash)."""
+
     def check(self) -> None:
+        """The package and the file are there, and the model loads and answers once in a
+        child process without crashing (a native crash would kill this one silently)."""
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError(f"backend local needs llama-cpp-python: {INSTALL_HINT}")
         path = self.path()
         if not path.is_file():
             raise BackendError(f"backend local: model file {path} does not exist")
+        if _MODELS:
+            return  # this process already runs a model: it would be dead if the build crashed
+        n_threads = self.n_threads or default_threads()
+        records = default_cache_path().parent / "probes"
+        try:
+            probe.probe_local_model(
+                path.resolve(), self.n_ctx, n_threads, records, target=self.probe_target
+            )
+        except probe.ContainedCallError as exc:
+            raise BackendError(probe.crash_advice(exc, path)) from None
 
     def model(self) -> Any:
         try:
