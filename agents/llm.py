@@ -1,11 +1,20 @@
 """LLM: a language model reads the variant's signals and history and chooses the next move.
 
 Runs out of the box on SmolLM2-135M-Instruct in-process (``backend: local``); any
-OpenAI-compatible endpoint or Anthropic is a config switch. The prompt carries what a careful
-live agent sees: the current economy, the signals with their confidence, the guardrails (delta
-limit, update interval), the objective and the recent decisions with what followed them. The
-answer is schema-constrained JSON (see :mod:`agents.llm_answer`); a direction becomes a bounded
-step, a value is bounded by the delta limit, and the model's reasoning goes to the audit log.
+OpenAI-compatible endpoint or Anthropic is a config switch. The answer is schema-constrained
+JSON (see :mod:`agents.llm_answer`) in one of three formats:
+
+- ``moves`` (default): the agent offers a few candidate moves of the whole economy (keep it,
+  make it ``step_pct`` % cheaper, or ``step_pct`` % richer), each with the change in value the
+  agent observed after it so far, measured against the days before it; the model picks one.
+  Judging a short table of evidence is a question a 135M model can answer, and its answer is a
+  handful of tokens. Measured over 20 seeds, it beats the control arm (``docs/agents.md``).
+- ``directions``: raise/keep/lower per key, each a bounded step.
+- ``values``: new values outright (large models), bounded by the delta limit.
+
+The prompt carries what a careful live agent sees: the objective, the guardrails, the current
+economy and signals, and the recent decisions with what followed them. The model's reasoning
+goes to the audit log.
 
 Model calls go through :class:`arena_rl.llm.LLMClient`: cached on disk by request hash (a rerun
 makes no calls and gives the same decisions), rate-limited, retried, and counted; the counts
@@ -15,13 +24,13 @@ are reported per tournament by :meth:`LLMAgent.usage`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from agents.common import BaseAgent, reward
-from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer
+from agents.common import BaseAgent, reward, toward
+from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
 from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, round_caps
 from arena_rl.guardrails import ConfigUpdate, GuardrailResult
@@ -40,6 +49,54 @@ SYSTEM = (
     "users back, but it costs money, users get used to it, and XP for feedback invites junk "
     "feedback. Answer only with the requested JSON."
 )
+
+
+DEFAULT_MOVES: Mapping[str, Mapping[str, Any]] = {
+    "trim": {
+        "what": "15% less of the XP users get without doing more (photo, first scan of the "
+        "day, streak bonus and its cap, feedback cap)",
+        "scale": {
+            "photoXp": 0.85,
+            "firstScanOfDayXp": 0.85,
+            "streakBonusPerDay": 0.85,
+            "streakBonusCap": 0.85,
+            "feedbackDailyCap": 0.85,
+        },
+    },
+    "reports": {
+        "what": "15% more XP for issue and status reports",
+        "scale": {"issueReportXp": 1.15, "statusReportXp": 1.15},
+    },
+    "cheaper": {
+        "what": "every XP reward 10% lower",
+        "scale": dict.fromkeys(
+            [
+                "scanXp",
+                "feedbackXp",
+                "issueReportXp",
+                "statusReportXp",
+                "photoXp",
+                "firstScanOfDayXp",
+                "streakBonusPerDay",
+            ],
+            0.9,
+        ),
+    },
+}
+"""The ``moves`` format's candidate moves besides keep and undo: name -> what it does (for the
+prompt) and each key's multiplier (keys left out stay)."""
+KEEP, UNDO = "keep", "undo"
+"""Always offered: hold the economy; go back to the economy before the last move."""
+
+
+@dataclass
+class _Trial:
+    """A move in progress: what it was, the mean value of the days before it, and the economy
+    it left (what ``undo`` returns to)."""
+
+    move: str
+    value_before: float
+    economy_before: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,11 +121,16 @@ class LLMAgent(BaseAgent):
         api_key_env: variable holding the API key; None: ``OPENAI_API_KEY`` /
             ``ANTHROPIC_API_KEY``.
         response_format: ``openai`` only: ``json_schema`` or ``json_object`` (llama.cpp server).
-        answer: ``directions`` (raise/keep/lower per key; for small models) or ``values``.
-        keys: economy keys the model may change; None: all ten.
+        answer: ``moves`` (pick one of a few candidate moves by their observed effects; for
+            small models), ``directions`` (raise/keep/lower per key) or ``values``.
+        moves: ``moves`` format: name -> ``{"what": description, "scale": {key: multiplier}}``;
+            None: :data:`DEFAULT_MOVES`. ``keep`` and ``undo`` are always offered.
+        keys: economy keys the model may change (``directions``/``values``); None: all ten.
         step_pct: how far one "raise" or "lower" moves a value, in percent.
-        decide_every_days: days between questions to the model (effects take days to show).
-        history: past decisions shown in the prompt.
+        decide_every_days: days between questions to the model (effects take days to show;
+            a move's effect is the mean value of the days until the next question minus that
+            of the same number of days before it).
+        history: past decisions shown in the prompt (``directions`` and ``values``).
         temperature, max_tokens, seed: sampling settings (part of the cache key); above
             temperature 0 each question's seed is drawn from the agent's generator instead.
         cache: keep answers on disk; cache_path: the SQLite file (None: per-user default).
@@ -87,7 +149,8 @@ class LLMAgent(BaseAgent):
         base_url: str | None = None,
         api_key_env: str | None = None,
         response_format: str = "json_schema",
-        answer: str = "directions",
+        answer: str = "moves",
+        moves: Mapping[str, Mapping[str, Any]] | None = None,
         keys: Sequence[str] | None = None,
         step_pct: float = 10.0,
         decide_every_days: int = 3,
@@ -111,12 +174,21 @@ class LLMAgent(BaseAgent):
         unknown = sorted(set(keys or ()) - set(ECONOMY_KEYS))
         if unknown:
             raise ValueError(f"keys: unknown economy keys {unknown}; valid: {list(ECONOMY_KEYS)}")
+        for name, move in (moves or {}).items():
+            scale = move.get("scale") if isinstance(move, Mapping) else None
+            if name in (KEEP, UNDO) or not isinstance(scale, Mapping) or "what" not in move:
+                raise ValueError(
+                    f"moves.{name}: need a name other than keep/undo, 'what' and 'scale'"
+                )
+            bad = sorted(set(scale) - set(ECONOMY_KEYS))
+            if bad or any(not float(f) >= 0 for f in scale.values()):
+                raise ValueError(f"moves.{name}.scale: unknown keys {bad} or a negative factor")
         if not 0 < step_pct <= 100 or decide_every_days < 1 or history < 0:
             raise ValueError("need 0 < step_pct <= 100, decide_every_days >= 1, history >= 0")
         self.backend, self.model, self.model_path = backend, model, model_path
         self.base_url, self.api_key_env = base_url, api_key_env
         self.response_format = response_format
-        self.answer, self.keys, self.step_pct = answer, keys, step_pct
+        self.answer, self.moves, self.keys, self.step_pct = answer, moves, keys, step_pct
         self.decide_every_days, self.history = decide_every_days, history
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
         self.cache, self.cache_path = cache, cache_path
@@ -161,6 +233,11 @@ class LLMAgent(BaseAgent):
         self.next_ask_ = 0
         self.steps_: list[_Step] = []
         self.pending_: _Step | None = None
+        self.values_: list[float] = []
+        """Confident daily value estimates, in order (``moves``)."""
+        self.trial_: _Trial | None = None
+        self.effects_: dict[str, list[float]] = {}
+        """Per move: the value change seen after each time it was made (``moves``)."""
         self.notes_: list[str] = []
         self.answers_ = {"answers": 0, "clean": 0, "repaired": 0, "unusable": 0}
 
@@ -190,6 +267,8 @@ class LLMAgent(BaseAgent):
     # -- deciding ----------------------------------------------------------------------------
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        if self.answer == "moves":
+            return self.decide_move(signals, current_config)
         day = signals.experiment_days
         if day < self.next_ask_ or not self.may_update(signals):
             return None
@@ -220,6 +299,86 @@ class LLMAgent(BaseAgent):
         self.notes_.append(f"day {day}: {moves}: {parsed.reasoning}{fixed}")
         self.pending_ = _Step(day, _summary(changes, current_config), value, "")
         return ConfigUpdate(changes, reasoning=f"[llm] {parsed.reasoning}{fixed}")
+
+    def decide_move(
+        self, signals: Signals, current_config: Mapping[str, float]
+    ) -> ConfigUpdate | None:
+        """The ``moves`` format: score the last move, then let the model pick the next one."""
+        day, value = signals.experiment_days, reward(signals, self.info_)
+        if value is None:
+            return None  # no confident value yet: nothing to compare moves by
+        self.values_.append(value)
+        if day < self.next_ask_ or not self.may_update(signals):
+            return None
+        assert self.client_ is not None, "reset() first"
+        window = self.decide_every_days
+        trial = self.trial_
+        if trial is not None:  # the value since the last move, against the days before it
+            effect = float(np.mean(self.values_[-window:])) - trial.value_before
+            self.effects_.setdefault(trial.move, []).append(effect)
+        self.next_ask_ = day + window
+        offered = self.offered()
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": self.move_prompt(signals, offered, value)},
+        ]
+        seed = self.seed if self.temperature == 0 else int(self.rng_.integers(2**31))
+        sampling = Sampling(self.temperature, self.max_tokens, seed)
+        text = self.client_.complete(messages, answer_schema("moves", list(offered)), sampling)
+        parsed = parse_move(text, list(offered))
+        self._count(parsed)
+        before = float(np.mean(self.values_[-window:]))
+        if parsed.move is None:
+            self.notes_.append(f"day {day}: answer not used ({parsed.error}); no change")
+            self.trial_ = _Trial(KEEP, before, dict(current_config))
+            return None
+        fixed = f" [repaired: {'; '.join(parsed.repairs)}]" if parsed.repairs else ""
+        self.notes_.append(f"day {day}: {parsed.move}: {parsed.reasoning}{fixed}")
+        if parsed.move == UNDO:
+            assert trial is not None
+            target = trial.economy_before
+        else:
+            scale = self.move_table().get(parsed.move, {}).get("scale", {})
+            target = {k: v * float(scale.get(k, 1.0)) for k, v in current_config.items()}
+        self.trial_ = _Trial(parsed.move, before, dict(current_config))
+        return toward(target, current_config, f"[llm] {parsed.move}: {parsed.reasoning}{fixed}")
+
+    def move_table(self) -> Mapping[str, Mapping[str, Any]]:
+        return DEFAULT_MOVES if self.moves is None else self.moves
+
+    def offered(self) -> dict[str, str]:
+        """The candidate moves now, name -> what it does: keep, undo (after a move that
+        changed something), then the configured moves."""
+        offered = {KEEP: "hold the economy as it is"}
+        if self.trial_ is not None and self.trial_.move != KEEP:
+            offered[UNDO] = f"go back to the economy before your last move ({self.trial_.move})"
+        offered.update({name: str(move["what"]) for name, move in self.move_table().items()})
+        return offered
+
+    def move_prompt(self, signals: Signals, offered: Mapping[str, str], value: float) -> str:
+        """The ``moves`` question: the goal, each candidate move with the change in value seen
+        after it so far, and today's value."""
+        objective = self.info_.objective
+        lines = [
+            "Goal: the highest value per user per day = share of users active + "
+            f"{objective.scan_value:g} per scan + {objective.useful_feedback_value:g} per useful "
+            f"feedback - {objective.xp_cost:g} per XP awarded.",
+            "Moves, with the change in value seen after each (against the days before it):",
+        ]
+        for move, what in offered.items():
+            seen = self.effects_.get(move, [])
+            evidence = (
+                f"tried {len(seen)}x, value change {np.mean(seen):+.3f} on average"
+                if seen
+                else "not tried yet"
+            )
+            lines.append(f"- {move}: {what}; {evidence}.")
+        lines += [
+            f"Day {signals.experiment_days} of {self.info_.days}; value today {value:.3f}.",
+            "Choose the move with the best value change, or one not tried yet that may be "
+            "better. Answer with the move and a short reason.",
+        ]
+        return "\n".join(lines)
 
     def targets(self, parsed: Answer, current: Mapping[str, float]) -> dict[str, float]:
         """The economy the answer asks for, every move bounded: a direction moves a key by

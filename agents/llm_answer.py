@@ -1,7 +1,10 @@
 """What an LLM agent asks the model to answer, and how an answer becomes a decision.
 
-Two answer formats, both JSON with a schema the backend enforces where it can:
+Three answer formats, all JSON with a schema the backend enforces where it can:
 
+- ``moves`` (the default): ``{"move": one of the candidates, "reasoning"}``. The agent builds a
+  few candidate moves with the effects it observed after each, and the model picks one: the
+  question a 135M model can answer, in a handful of tokens.
 - ``directions`` (for small models): ``{"changes": {key: "raise"|"keep"|"lower"}, "reasoning"}``.
   A 135M model fills a per-key enum far better than it picks numbers; the agent turns each
   direction into a bounded step.
@@ -25,7 +28,7 @@ from typing import Any
 
 from arena_rl.economy import ECONOMY_KEYS
 
-FORMATS = ("directions", "values")
+FORMATS = ("moves", "directions", "values")
 DIRECTIONS = ("raise", "keep", "lower")
 _SYNONYMS = {
     "raise": "raise", "increase": "raise", "up": "raise", "higher": "raise", "more": "raise",
@@ -36,10 +39,22 @@ _SYNONYMS = {
 }  # fmt: skip
 _KEY_ALIASES = {re.sub(r"[^a-z]", "", k.lower()): k for k in ECONOMY_KEYS}
 REASONING_CHARS = 120
+MOVE_REASONING_CHARS = 80
+"""Shorter for a move: completion tokens are most of a local answer's time after the prompt."""
 
 
 def answer_schema(answer: str, keys: Sequence[str]) -> dict[str, Any]:
-    """JSON schema of the answer: the grammar a local model is held to."""
+    """JSON schema of the answer: the grammar a local model is held to. For ``moves``,
+    ``keys`` are the candidate moves' names."""
+    if answer == "moves":
+        return {
+            "type": "object",
+            "properties": {
+                "move": {"type": "string", "enum": list(keys)},
+                "reasoning": {"type": "string", "maxLength": MOVE_REASONING_CHARS},
+            },
+            "required": ["move", "reasoning"],
+        }
     if answer == "directions":
         change: dict[str, Any] = {"type": "string", "enum": list(DIRECTIONS)}
         changes = {"type": "object", "properties": dict.fromkeys(keys, change), "required": keys}
@@ -67,6 +82,8 @@ class Answer:
     """What was fixed or dropped to use the answer (empty: it was clean)."""
     error: str | None = None
     """Why nothing in the answer was usable (then: no change)."""
+    move: str | None = None
+    """The candidate move chosen (``moves`` format)."""
 
     @property
     def usable(self) -> bool:
@@ -117,6 +134,30 @@ def parse_answer(text: str, keys: Sequence[str]) -> Answer:
         else:
             repairs.append(f"dropped {key}={raw!r}: not a direction or a number")
     return Answer(directions, values, reasoning, tuple(repairs))
+
+
+def parse_move(text: str, moves: Sequence[str]) -> Answer:
+    """Read a ``moves`` answer; never raises. A move named by a synonym ("decrease" for
+    "lower") or found as a bare word outside JSON is repaired; anything else is unusable."""
+    repairs: list[str] = []
+    data = _json_object(text, repairs)
+    if data is None:
+        data = {"move": text}
+        repairs.append("read the move from plain text")
+    reasoning = data.get("reasoning")
+    reasoning = _clip(str(reasoning).strip(), REASONING_CHARS) if reasoning is not None else ""
+    raw = next((data[k] for k in ("move", "choice", "action") if k in data), None)
+    if raw is None:
+        return Answer(reasoning=reasoning, error="the answer has no 'move'")
+    said = str(raw).strip().lower()
+    if said in moves:
+        return Answer(move=said, reasoning=reasoning, repairs=tuple(repairs))
+    named = {_SYNONYMS.get(word, word) for word in re.findall(r"[a-z]+", said)} & set(moves)
+    if len(named) == 1:
+        move = named.pop()
+        repairs.append(f"read {_clip(str(raw), 40)!r} as {move}")
+        return Answer(move=move, reasoning=reasoning, repairs=tuple(repairs))
+    return Answer(reasoning=reasoning, error=f"no single known move in {_clip(str(raw), 60)!r}")
 
 
 def _json_object(text: str, repairs: list[str]) -> dict[str, Any] | None:

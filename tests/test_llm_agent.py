@@ -3,6 +3,7 @@ OpenAI-compatible server (llama-cpp-python's) on localhost."""
 
 from __future__ import annotations
 
+import platform
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from agents.llm import LLMAgent
+from agents.llm import DEFAULT_MOVES, LLMAgent
 from agents.llm_answer import answer_schema, parse_answer
 from arena_rl.agent import VariantInfo
 from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
@@ -44,8 +45,51 @@ def varied_signals(rng: np.random.Generator, n: int) -> list[Signals]:
     return out
 
 
-def test_local_model_answers_parse_into_valid_bounded_decisions(tmp_path: Path) -> None:
+def test_installed_llama_cpp_is_built_for_any_x86_64_cpu() -> None:
+    """The README's install builds llama.cpp portably: no AVX-512 or AMX code compiled in (the
+    AMX backend crashes on the first answer on some Xeons in VMs)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AVX2 = 1" in info or platform.machine() not in ("x86_64", "AMD64"), info
+    assert "AVX512 = 1" not in info and "AMX" not in info, info
+
+
+def test_local_model_picks_offered_moves_and_each_becomes_that_move(tmp_path: Path) -> None:
     agent = LLMAgent(cache_path=str(tmp_path / "c.sqlite"), decide_every_days=1)
+    agent.reset(VariantInfo.of("v"), np.random.default_rng(0))
+    config = dict(DEFAULT_ECONOMY)
+    questions = varied_signals(np.random.default_rng(1), 10)
+    chosen = []
+    for signals in questions:
+        offered = agent.offered()
+        update = agent.decide(signals, config)
+        assert agent.trial_ is not None
+        move = agent.trial_.move
+        chosen.append(move)
+        assert move in offered
+        if move == "keep":
+            assert update is None
+        elif update is not None:
+            validate_overrides(update.overrides, where="llm")
+            scale = DEFAULT_MOVES[move]["scale"] if move in DEFAULT_MOVES else {}
+            for key, value in update.overrides.items():
+                if move != "undo":  # the move's multiplier, caps rounded
+                    assert value == pytest.approx(config[key] * scale[key], abs=0.51), (move, key)
+            assert update.reasoning.startswith(f"[llm] {move}")
+            config.update(update.overrides)
+    usage = agent.usage()
+    assert usage["answers"] == usage["calls"] == len(questions)
+    assert (usage["clean"] + usage["repaired"]) / usage["answers"] >= MIN_USABLE_SHARE
+    assert usage["completion_tokens"] < 40 * len(questions)  # a move is a handful of tokens
+    assert len(agent.notes()) == len(questions)
+    assert sum(len(v) for v in agent.effects_.values()) == len(questions) - 1  # all but the last
+
+
+def test_local_model_answers_parse_into_valid_bounded_decisions(tmp_path: Path) -> None:
+    agent = LLMAgent(
+        answer="directions", cache_path=str(tmp_path / "c.sqlite"), decide_every_days=1
+    )
     info = VariantInfo.of("v")
     agent.reset(info, np.random.default_rng(0))
     config = dict(DEFAULT_ECONOMY)

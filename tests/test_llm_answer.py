@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agents.llm import LLMAgent, _summary
-from agents.llm_answer import answer_schema, parse_answer
+from agents.llm_answer import answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
 from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
 
@@ -169,3 +169,45 @@ def test_history_summarises_moves_in_few_words() -> None:
     mixed = {**{k: v * 0.9 for k, v in base.items() if k != "scanXp"}, "scanXp": 11.0}
     assert _summary(mixed, base) == "raised scanXp; lowered every key but scanXp"
     assert _summary({"photoXp": 5.0}, base) == "lowered photoXp"
+
+
+MOVES = ["keep", "undo", "trim", "reports", "cheaper"]
+
+
+@pytest.mark.parametrize(
+    ("text", "move", "repaired"),
+    [
+        ('{"move": "trim", "reasoning": "cost"}', "trim", False),
+        ('{"move": "Trim ", "reasoning": "cost"}', "trim", False),
+        ('```json\n{"move": "reports", "reasoning": "r"}\n```', "reports", False),
+        ('{"move": "keep", "reasoning": "wait', "keep", True),  # cut off mid-reasoning
+        ('{"choice": "undo it", "reasoning": "worse"}', "undo", True),
+        ('{"move": "hold", "reasoning": "r"}', "keep", True),  # a synonym
+        ("cheaper", "cheaper", True),  # no JSON at all, one known word
+    ],
+)
+def test_move_answers_are_read_or_repaired(text: str, move: str, repaired: bool) -> None:
+    answer = parse_move(text, MOVES)
+    assert answer.usable and answer.move == move, answer
+    assert bool(answer.repairs) == repaired
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"move": "raise everything"}', "no single known move"),
+        ('{"move": "trim or cheaper"}', "no single known move"),
+        ('{"reasoning": "no move"}', "has no 'move'"),
+        ("", "no single known move"),
+    ],
+)
+def test_move_answers_without_one_known_move_are_unusable(text: str, error: str) -> None:
+    answer = parse_move(text, MOVES)
+    assert not answer.usable and answer.move is None
+    assert answer.error is not None and error in answer.error
+
+
+def test_move_schema_offers_exactly_the_moves() -> None:
+    schema = answer_schema("moves", MOVES)
+    assert schema["properties"]["move"]["enum"] == MOVES
+    assert schema["required"] == ["move", "reasoning"]
