@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from server_support import settings
 
 from arena_rl.config import agent_configs, build_agent
 from arena_rl.experiment import run_experiment
 from arena_rl.server import ArenaRuntime
-from server_support import settings
 
 PINNED = Path(__file__).parent / "regression" / "gamification.json"
 LINEUP = ["ucb", "thompson", "pid", "bayesopt"]
