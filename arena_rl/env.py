@@ -9,19 +9,21 @@ i.e. the value the arm created that day per enrolled user.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from arena_rl.economy import ECONOMY_KEYS, economy_array, round_caps
+from arena_rl.core.events import Subscriber
+from arena_rl.core.experiment import ExperimentCore
+from arena_rl.economy import ECONOMY_KEYS, round_caps
 from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
-from arena_rl.metrics import METRICS, Signals, signals, summarise
+from arena_rl.metrics import METRICS, Signals
 from arena_rl.population import Population
 from arena_rl.specs import PopulationSpec, Scenario, load_population, load_scenario
-from arena_rl.stats import MetricValue, RatioSummary
+from arena_rl.stats import MetricValue
 
 CONTROL = "control"
 COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")
@@ -132,8 +134,9 @@ class ArenaParallelEnv(ParallelEnv):
         self._obs_space = spaces.Box(0.0, OBS_HIGH, shape=(OBS_SIZE,), dtype=np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, shape=(len(ECONOMY_KEYS),), dtype=np.float32)
         self._seed_seq = np.random.SeedSequence()
-        self.population: Population | None = None
-        self.guardrails: Guardrails | None = None
+        self.core: ExperimentCore | None = None
+        self.subscribers: list[Subscriber] = []
+        """Event-stream consumers attached to each episode's core at reset."""
 
     def observation_space(self, agent: str) -> spaces.Box:
         return self._obs_space
@@ -154,53 +157,55 @@ class ArenaParallelEnv(ParallelEnv):
         pop_seed, action_seed = self._seed_seq.spawn(2)
         self._seed_seq = np.random.SeedSequence(self._seed_seq.generate_state(4))  # next episode
         self._act_space.seed(int(action_seed.generate_state(1)[0]))
-        base = self.scenario.base_economy()
-        self.population = Population(
-            self.spec, self.scenario, len(self.arms), pop_seed, self.n_users
-        )
-        self.guardrails = Guardrails(
-            {arm: base for arm in self.arms}, CONTROL, self.guardrail_config
+        self.core = ExperimentCore(
+            self.spec,
+            self.scenario,
+            self.arms,
+            pop_seed,
+            self.n_users,
+            self.guardrail_config,
+            self.subscribers,
         )
         self.agents = list(self.possible_agents)
-        self.objective = dict.fromkeys(self.arms, 0.0)
         self.last_result: dict[str, GuardrailResult | None] = dict.fromkeys(self.possible_agents)
-        self._signals = signals(self.population)
         return self._observations(), {a: self._info(a) for a in self.agents}
+
+    @property
+    def population(self) -> Population | None:
+        return None if self.core is None else self.core.population
+
+    @property
+    def guardrails(self) -> Guardrails | None:
+        return None if self.core is None else self.core.guardrails
+
+    @property
+    def objective(self) -> dict[str, float]:
+        """Each arm's realised objective this episode."""
+        assert self.core is not None, "call reset() first"
+        return self.core.objective
 
     def step(
         self, actions: Mapping[str, Action]
     ) -> tuple[dict, dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict]]:
         """Advance one day. Actions are Box vectors, :class:`ConfigUpdate` objects or None."""
-        if self.population is None or self.guardrails is None:
+        if self.core is None:
             raise RuntimeError("call reset() before step()")
-        pop, rails, now = self.population, self.guardrails, float(self.population.day)
+        core = self.core
         results: dict[str, GuardrailResult | None] = dict.fromkeys(self.agents)
-        if pop.day % self.decision_interval == 0:
-            rails.tick(now)
+        if core.day % self.decision_interval == 0:
+            now = float(core.day)
+            core.tick(now)
             for agent in self.agents:
                 update = actions.get(agent)
                 if isinstance(update, np.ndarray | list | tuple):
-                    config = rails.current_config(agent)
-                    update = action_to_update(
-                        np.asarray(update), config, self.guardrail_config.delta_limit_pct
-                    )
+                    limit = self.guardrail_config.delta_limit_pct
+                    update = action_to_update(np.asarray(update), core.config(agent), limit)
                 if update is not None:
-                    results[agent] = rails.submit(agent, update, now)
+                    results[agent] = core.submit(agent, update, now)
         self.last_result = results
-        economy = economy_array([rails.current_config(arm) for arm in self.arms])
-        outcome = pop.step(economy)
-        summaries = summarise(pop)
-        self._signals = signals(pop, summaries)
-        retention = cast(Sequence[RatioSummary], summaries["RETENTION_RATE"])
-        for i, agent in enumerate(self.agents, start=1):
-            treated, control = retention[i], retention[0]
-            rails.check_harm(
-                agent, treated.successes, treated.trials, control.successes, control.trials, pop.day
-            )
-        for arm, value in zip(self.arms, outcome.value, strict=True):
-            self.objective[arm] += float(value)
-        rewards = {a: float(outcome.value[i]) for i, a in enumerate(self.agents, start=1)}
-        done = pop.day >= self.days
+        report = core.step_day()
+        rewards = {a: float(report.outcome.value[i]) for i, a in enumerate(self.agents, start=1)}
+        done = core.day >= self.days
         observations = self._observations()
         infos = {a: self._info(a) for a in self.agents}
         terminations = dict.fromkeys(self.agents, False)
@@ -211,33 +216,32 @@ class ArenaParallelEnv(ParallelEnv):
 
     def signals_of(self, arm: str) -> Signals:
         """The latest signals of any arm (control included): what the scoreboard shows."""
-        return self._signals[self.arms.index(arm)]
+        assert self.core is not None, "call reset() first"
+        return self.core.signals_of(arm)
 
     def _observations(self) -> dict[str, np.ndarray]:
-        assert self.guardrails is not None and self.population is not None
-        obs = {}
+        assert self.core is not None
+        core, obs = self.core, {}
         for agent in self.agents:
-            allowed = self.guardrails.next_allowed_update(agent)
-            wait = 0.0 if allowed is None else max(allowed - self.population.day, 0.0)
-            obs[agent] = encode_observation(
-                self.signals_of(agent), self.guardrails.current_config(agent), wait
-            )
+            allowed = core.guardrails.next_allowed_update(agent)
+            wait = 0.0 if allowed is None else max(allowed - core.day, 0.0)
+            obs[agent] = encode_observation(core.signals_of(agent), core.config(agent), wait)
         return obs
 
     def _info(self, agent: str) -> dict[str, Any]:
-        assert self.population is not None
+        assert self.core is not None
         return {
-            "day": self.population.day,
-            "objective": self.objective[agent],
+            "day": self.core.day,
+            "objective": self.core.objective[agent],
             "guardrail": self.last_result[agent],
-            "decision_day": self.population.day % self.decision_interval == 0,
+            "decision_day": self.core.day % self.decision_interval == 0,
         }
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or self.population is None:
+        if self.render_mode != "ansi" or self.core is None:
             return None
-        lines = [f"day {self.population.day}/{self.days}"]
-        for arm, sig in zip(self.arms, self._signals, strict=True):
+        lines = [f"day {self.core.day}/{self.days}"]
+        for arm, sig in zip(self.arms, self.core.signals, strict=True):
             m = sig.metrics
             lines.append(
                 f"{arm:>12}  active {sig.active_today:5d}/{sig.enrolled:<5d} "

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from arena_rl.agent import Agent, VariantInfo
+from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
 from arena_rl.economy import EconomyError, validate_overrides
 from arena_rl.env import CONTROL, ArenaParallelEnv
 from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import METRICS, compare_to_control, summarise
+from arena_rl.metrics import compare_to_control, summarise
 from arena_rl.stats import Comparison
 
 CONTROL_ARM = "control_arm"
@@ -73,11 +74,18 @@ def _screened(
     return update
 
 
+def _probability(agent: Agent) -> float:
+    """The agent's stated probability of its last decision (1.0 if it states none)."""
+    stated = getattr(agent, "action_probability", None)
+    return float(stated()) if callable(stated) else 1.0
+
+
 def run_experiment(
     agents: Mapping[str, Agent],
     seed: int = 0,
     *,
     decision_timeout_s: float | None = None,
+    subscribers: Sequence[Subscriber] = (),
     **env_kwargs: Any,
 ) -> ExperimentResult:
     """Run one experiment with one arm per agent, plus control.
@@ -87,6 +95,7 @@ def run_experiment(
         seed: root seed: the population and each agent's generator are spawned from it.
         decision_timeout_s: a decision that takes longer is a fault and is dropped (checked
             after the call returns; wall-clock, so it depends on the machine).
+        subscribers: more consumers of the experiment's event stream (e.g. an event log).
         **env_kwargs: :class:`ArenaParallelEnv` settings (population, scenario, n_users, days,
             decision_interval, guardrails).
     """
@@ -94,11 +103,13 @@ def run_experiment(
     if not names or CONTROL_ARM in names:
         raise ValueError(f"need at least one agent, none named {CONTROL_ARM!r}; got {names}")
     env = ArenaParallelEnv(n_agents=len(names), **env_kwargs)
+    history, audit_log = DailyHistory(), AuditLog()
+    env.subscribers += [history, audit_log, *subscribers]
     variant_of = dict(zip(names, env.possible_agents, strict=True))
     env_seed, *agent_seeds = np.random.SeedSequence(seed).spawn(len(names) + 1)
     env.reset(seed=int(env_seed.generate_state(1)[0]))
-    assert env.guardrails is not None and env.population is not None
-    rails, pop = env.guardrails, env.population
+    assert env.core is not None
+    core = env.core
     for (name, agent), agent_seed in zip(agents.items(), agent_seeds, strict=True):
         info = VariantInfo.of(
             name,
@@ -112,56 +123,50 @@ def run_experiment(
 
     timings: dict[str, list[float]] = {n: [] for n in names}
     faults: dict[str, list[str]] = {n: [] for n in names}
-    daily: dict[str, list[float]] = {arm: [] for arm in (CONTROL_ARM, *names)}
-    history: dict[str, dict[str, list[float]]] = {arm: {m: [] for m in METRICS} for arm in daily}
     while env.agents:
         actions: dict[str, ConfigUpdate | None] = {}
-        if pop.day % env.decision_interval == 0:
+        if core.day % env.decision_interval == 0:
             for name, agent in agents.items():
                 variant = variant_of[name]
+                observation = core.signals_of(variant)
                 started = time.perf_counter()
                 try:
-                    update = agent.decide(env.signals_of(variant), rails.current_config(variant))
+                    update = agent.decide(observation, core.config(variant))
                 except Exception as exc:  # a faulty strategy holds; the experiment goes on
-                    faults[name].append(f"day {pop.day}: raised {type(exc).__name__}: {exc}")
+                    faults[name].append(f"day {core.day}: raised {type(exc).__name__}: {exc}")
                     update = None
                 elapsed = time.perf_counter() - started
                 timings[name].append(elapsed)
                 actions[variant] = _screened(
-                    update, elapsed, decision_timeout_s, faults[name], pop.day
+                    update, elapsed, decision_timeout_s, faults[name], core.day
                 )
-        before = dict(env.objective)
+                core.decided(
+                    variant, name, observation, actions[variant], _probability(agent), elapsed
+                )
         env.step(actions)
-        for arm in daily:
-            key = CONTROL if arm == CONTROL_ARM else variant_of[arm]
-            daily[arm].append(env.objective[key] - before[key])
-            for metric, value in env.signals_of(key).metrics.items():
-                history[arm][metric].append(value.value)
         for name, agent in agents.items():
             result = env.last_result.get(variant_of[name])
             if result is not None:
                 agent.on_result(result)
 
-    renamed = {variant_of[n]: n for n in names}
+    renamed = {variant_of[n]: n for n in names} | {CONTROL: CONTROL_ARM}
     comparisons = [
         dataclasses.replace(c, variant=renamed[c.variant])
-        for c in compare_to_control(summarise(pop), list(env.possible_agents))
+        for c in compare_to_control(summarise(core.population), list(env.possible_agents))
     ]
-    audit = [
-        {**entry.to_record(), "variant": renamed.get(entry.variant, entry.variant)}
-        for entry in rails.audit_log
-    ]
+    daily = {renamed[arm]: values for arm, values in history.value.items()}
+    metrics = {renamed[arm]: h for arm, h in history.metrics.items()}
     return ExperimentResult(
         seed=seed,
         names=names,
         objective={arm: float(np.sum(values)) for arm, values in daily.items()},
         daily_value={arm: np.asarray(values) for arm, values in daily.items()},
-        history={arm: {m: np.asarray(v) for m, v in h.items()} for arm, h in history.items()},
+        history={arm: {m: np.asarray(v) for m, v in h.items()} for arm, h in metrics.items()},
         comparisons=comparisons,
-        guardrail_counts={n: rails.counts(variant_of[n]) for n in names},
+        guardrail_counts={n: core.guardrails.counts(variant_of[n]) for n in names},
         decision_seconds=timings,
         faults=faults,
-        audit=audit,
+        audit=audit_log.records({variant_of[n]: n for n in names}),
         usage={n: dict(a.usage()) for n, a in agents.items() if hasattr(a, "usage")},
         notes={n: list(a.notes()) for n, a in agents.items() if hasattr(a, "notes")},
     )

@@ -1,10 +1,11 @@
 """The served experiment: one population, its guardrails and signals, behind one lock.
 
-It follows ``arena_rl.experiment``: one simulated day is one population step for every arm
-(control = arm 0), after which signals are recomputed once (the signals cache, in simulated time)
-and every treatment's retention is checked for harm. Agents' updates go through
-:class:`~arena_rl.guardrails.Guardrails` with ``now`` = simulated days, so the rate limit
-(``updateIntervalMin``) counts simulated minutes. Every method takes the lock and first brings the
+It drives an :class:`~arena_rl.core.experiment.ExperimentCore`, whose day step is the one
+simulated day of every arm (control = arm 0), signals recomputed once (the signals cache, in
+simulated time) and every treatment's harm checked. What the server adds is its own concern: the
+wall clock, tokens, the live decision log and webhooks. Agents' updates go through the core's
+guardrails with ``now`` = simulated days, so the rate limit (``updateIntervalMin``) counts
+simulated minutes. Every method takes the lock and first brings the
 population up to the clock, so requests, the realtime ticker and admin calls never interleave
 half-way. Events (config updates, breaker trips, anomalies, heartbeat lapses) go to ``emit``,
 which only queues them.
@@ -19,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from arena_rl.economy import economy_array
+from arena_rl.core.events import DailyHistory
+from arena_rl.core.experiment import ExperimentCore
 from arena_rl.guardrails import (
     ConfigUpdate,
     ExperimentStatus,
@@ -28,7 +30,7 @@ from arena_rl.guardrails import (
     Guardrails,
     RejectionCode,
 )
-from arena_rl.metrics import METRICS, Signals, compare_to_control, signals, summarise
+from arena_rl.metrics import METRICS, compare_to_control, summarise
 from arena_rl.population import Population
 from arena_rl.server.clock import MINUTES_PER_DAY, SimClock
 from arena_rl.server.wire import act_response, coerce, decision_entry, wire_config
@@ -129,18 +131,25 @@ class ServedExperiment:
         self.heartbeat_factor = heartbeat_factor
         self._on_complete = on_complete
         self._lock = threading.RLock()
-        base = scenario.base_economy()
-        self.rails = Guardrails(dict.fromkeys(self.order, base), self.control_id, guardrails)
-        self.population = Population(population, scenario, len(variants), seed, n_users)
-        self._signals: list[Signals] = signals(self.population)
+        self._history = DailyHistory()
+        self.core = ExperimentCore(
+            population, scenario, self.order, seed, n_users, guardrails, [self._history]
+        )
         self._decisions: dict[str, list[dict[str, Any]]] = {v: [] for v in self.order}
         self._liveness = {v: _Liveness() for v in self.order}
         self._watch = {v: _Watch() for v in self.order}
-        self.objective = dict.fromkeys(self.order, 0.0)
-        self.daily_value: dict[str, list[float]] = {v: [] for v in self.order}
-        self.history: dict[str, dict[str, list[float]]] = {
-            v: {m: [] for m in METRICS} for v in self.order
-        }
+
+    @property
+    def rails(self) -> Guardrails:
+        return self.core.guardrails
+
+    @property
+    def population(self) -> Population:
+        return self.core.population
+
+    @property
+    def objective(self) -> dict[str, float]:
+        return self.core.objective
 
     # ---- time -------------------------------------------------------------------------------
 
@@ -160,7 +169,7 @@ class ServedExperiment:
             if self.days is not None and self.population.day >= self.days:
                 self._complete_locked()
         if self.rails.status is ExperimentStatus.RUNNING or stepped:
-            self.rails.tick(self._now())
+            self.core.tick(self._now())
         return stepped
 
     def _now(self) -> float:
@@ -168,27 +177,12 @@ class ServedExperiment:
         return max(self.clock.now(), float(self.population.day))
 
     def _step_day(self) -> None:
-        pop, rails = self.population, self.rails
-        economy = economy_array([rails.current_config(v) for v in self.order])
-        outcome = pop.step(economy)
-        summaries = summarise(pop)
-        self._signals = signals(pop, summaries)
-        for i, vid in enumerate(self.order):
-            value = float(outcome.value[i])
-            self.objective[vid] += value
-            self.daily_value[vid].append(value)
-            for metric, m in self._signals[i].metrics.items():
-                self.history[vid][metric].append(m.value)
-        retention = cast(Sequence[RatioSummary], summaries["RETENTION_RATE"])
-        control = retention[0]
+        report = self.core.step_day()
+        retention = cast(Sequence[RatioSummary], report.summaries["RETENTION_RATE"])
         for i, vid in enumerate(self.order[1:], start=1):
-            treated = retention[i]
-            tripped = rails.check_harm(
-                vid, treated.successes, treated.trials, control.successes, control.trials, pop.day
-            )
-            if tripped:
+            if vid in report.tripped:
                 self._fire(vid, "circuit_breaker_triggered", self._breaker_data(vid))
-            self._check_retention(vid, treated)
+            self._check_retention(vid, retention[i])
 
     def _check_retention(self, vid: str, treated: RatioSummary) -> None:
         watch = self._watch[vid]
@@ -247,7 +241,7 @@ class ServedExperiment:
         """A researcher's reset of a tripped breaker (after its cool-down); ValueError if not."""
         with self._lock:
             self._sync_locked()
-            self.rails.reset_breaker(self._variant(variant_id).variant_id, self._now())
+            self.core.reset_breaker(self._variant(variant_id).variant_id, self._now())
 
     # ---- agent reads ------------------------------------------------------------------------
 
@@ -284,14 +278,14 @@ class ServedExperiment:
             self._touch(v.variant_id)
             if self.status is not ExperimentStatus.RUNNING:
                 raise NotRunningError(self.status)
-            return self._signals[v.arm].to_api()
+            return self.core.signals[v.arm].to_api()
 
     def scoreboard(self) -> dict[str, Any]:
         with self._lock:
             self._sync_locked()
             rows = []
             for vid in self.order:
-                v, sig, live = self.variants[vid], self._signals[self.variants[vid].arm], None
+                v, sig, live = self.variants[vid], self.core.signals[self.variants[vid].arm], None
                 live = self._liveness[vid].last_sim
                 rows.append(
                     {
@@ -339,7 +333,7 @@ class ServedExperiment:
             now = self._now()
             trips_before = self.rails.counts(v.variant_id)["breaker_trips"]
             update = ConfigUpdate(cast(Mapping[str, float], requested), reasoning)
-            result = self.rails.submit(v.variant_id, update, now)
+            result = self.core.submit(v.variant_id, update, now)
             self._record(v, requested, reasoning, result, now, agent_signals)
             if self.rails.counts(v.variant_id)["breaker_trips"] > trips_before:
                 self._fire(v.variant_id, "circuit_breaker_triggered", self._breaker_data(v))
@@ -500,8 +494,11 @@ class ServedExperiment:
             return {
                 "comparisons": compare_to_control(summarise(self.population), list(self.order[1:])),
                 "objective": dict(self.objective),
-                "daily_value": {v: list(x) for v, x in self.daily_value.items()},
-                "history": {v: {m: list(x) for m, x in h.items()} for v, h in self.history.items()},
+                "daily_value": {v: list(self._history.value.get(v, [])) for v in self.order},
+                "history": {
+                    v: {m: list(self._history.metrics.get(v, {}).get(m, [])) for m in METRICS}
+                    for v in self.order
+                },
                 "counts": {v: self.rails.counts(v) for v in self.order[1:]},
                 "audit": [e.to_record() for e in self.rails.audit_log],
                 "decisions": {v: [dict(e) for e in log] for v, log in self._decisions.items()},

@@ -1,0 +1,228 @@
+"""The experiment core's event stream: typed, immutable events and the subscribers that read them.
+
+The core publishes what happens in an experiment as it happens, and consumers sit outside it
+(like Gymnasium's wrappers, or Mesa's ``DataCollector``): the audit log, the per-day histories
+that tracking logs, the event-log writer, the live page. Each subscriber gets each day's events
+in one batch (``on_day``), in the order they happened. A consumer that is absent costs nothing;
+one that raises, or takes longer than the stream's ``slow_after_s``, is detached and reported,
+and the experiment goes on. User-level events (:class:`UserDay`, one columnar batch per day) are
+built only while some subscriber asks for them (``user_events = True``). ``docs/events.md``
+describes every event type.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from arena_rl.guardrails import AuditEntry, ConfigUpdate
+from arena_rl.metrics import Signals
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DayClosed:
+    """A simulated day is over. Arrays have shape (n_arms,), in ``arms`` order (control first)."""
+
+    day: int
+    """The day just simulated (0-based); the next one is ``day + 1``."""
+    arms: tuple[str, ...]
+    economies: tuple[Mapping[str, float], ...]
+    """Each arm's economy during the day."""
+    enrolled: np.ndarray
+    active: np.ndarray
+    scans: np.ndarray
+    xp: np.ndarray
+    value: np.ndarray
+    """The scenario objective earned today per enrolled user: each arm's reward."""
+    signals: tuple[Signals, ...]
+    """Each arm's signals at the end of the day, as an agent sees them."""
+
+
+@dataclass(frozen=True)
+class UpdateResolved:
+    """An update an agent requested, and the guardrails' answer: applied (``entry.applied``,
+    with ``entry.clamped_deltas`` where the delta clamp moved it) or rejected
+    (``entry.rejection_code``)."""
+
+    entry: AuditEntry
+
+    @property
+    def arm(self) -> str:
+        return self.entry.variant
+
+
+@dataclass(frozen=True)
+class BreakerTripped:
+    """A variant's circuit breaker tripped (``entry.detail`` says why); it reverted to its last
+    safe economy and accepts nothing until reset."""
+
+    entry: AuditEntry
+
+    @property
+    def arm(self) -> str:
+        return self.entry.variant
+
+
+@dataclass(frozen=True)
+class BreakerRecovered:
+    """A tripped breaker was reset (after its cool-down): the variant accepts updates again."""
+
+    entry: AuditEntry
+
+    @property
+    def arm(self) -> str:
+        return self.entry.variant
+
+
+@dataclass(frozen=True)
+class DecisionMade:
+    """An agent decided, on a decision day, before the day was simulated."""
+
+    day: int
+    arm: str
+    agent: str
+    observation: Signals
+    """The signals exactly as the agent was given them."""
+    config: Mapping[str, float]
+    """The variant's economy when it decided."""
+    action: ConfigUpdate | None
+    """What it returned (None: hold); faults are recorded as holds."""
+    probability: float
+    """The probability with which it chose this action (1.0 if deterministic)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class UserDay:
+    """Every enrolled user's day, as columns (one row per user and arm), built only on request.
+
+    ``columns`` holds equal-length arrays: ``arm`` (int8, index into ``arms``), ``user``
+    (int32, the user's index within its arm), ``enrolled_today``, ``active``, ``churned``
+    (bool), ``scans``, ``feedback``, ``useful_feedback``, ``xp`` (float32; scans counted,
+    written feedback, useful feedback and XP awarded today), ``streak`` (float32, after today).
+    """
+
+    day: int
+    arms: tuple[str, ...]
+    columns: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.columns["user"])
+
+
+Event = DayClosed | UpdateResolved | BreakerTripped | BreakerRecovered | DecisionMade | UserDay
+
+
+class Subscriber(Protocol):
+    """Receives each day's events in one batch, oldest first.
+
+    A subscriber may set ``user_events = True`` to also receive :class:`UserDay` batches (they
+    cost time to build, so they are made only while someone asks).
+    """
+
+    def on_day(self, events: Sequence[Event]) -> None: ...
+
+
+class EventStream:
+    """Collects the core's events and hands each day's batch to every subscriber.
+
+    Args:
+        subscribers: the consumers, in delivery order.
+        slow_after_s: a subscriber whose batch takes longer than this is detached (it would
+            hold up the experiment); None: no limit.
+    """
+
+    def __init__(self, subscribers: Iterable[Subscriber] = (), slow_after_s: float | None = 5.0):
+        self.subscribers: list[Subscriber] = list(subscribers)
+        self.slow_after_s = slow_after_s
+        self.detached: list[str] = []
+        """Why each detached subscriber was detached."""
+        self._pending: list[Event] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (events are not even built otherwise)."""
+        return bool(self.subscribers)
+
+    @property
+    def wants_users(self) -> bool:
+        return any(getattr(s, "user_events", False) for s in self.subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        if self.subscribers:
+            self._pending.append(event)
+
+    def flush(self) -> None:
+        """Deliver what was published since the last flush; detach a subscriber that fails."""
+        batch, self._pending = tuple(self._pending), []
+        if not batch:
+            return
+        for subscriber in list(self.subscribers):
+            started = time.perf_counter()
+            try:
+                subscriber.on_day(batch)
+            except Exception as exc:  # a consumer never takes the experiment down
+                self._detach(subscriber, f"raised {type(exc).__name__}: {exc}")
+                continue
+            took = time.perf_counter() - started
+            if self.slow_after_s is not None and took > self.slow_after_s:
+                self._detach(subscriber, f"took {took:.2f} s, over {self.slow_after_s:g} s")
+
+    def _detach(self, subscriber: Subscriber, why: str) -> None:
+        self.subscribers.remove(subscriber)
+        message = f"event subscriber {type(subscriber).__name__} detached: {why}"
+        self.detached.append(message)
+        log.error(message)
+
+
+class AuditLog:
+    """Subscriber: every guardrail decision (update, breaker trip, breaker reset), in order."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def on_day(self, events: Sequence[Event]) -> None:
+        audited = UpdateResolved | BreakerTripped | BreakerRecovered
+        self.entries += [e.entry for e in events if isinstance(e, audited)]
+
+    def records(self, rename: Mapping[str, str] | None = None) -> list[dict[str, object]]:
+        """Flat rows (:meth:`AuditEntry.to_record`), variants renamed where ``rename`` says."""
+        rename = rename or {}
+        return [
+            {**e.to_record(), "variant": rename.get(e.variant, e.variant)} for e in self.entries
+        ]
+
+
+class DailyHistory:
+    """Subscriber: per arm, each day's objective value and each metric's value at day's end.
+
+    A day's value is the change of the arm's running objective (the sum the leaderboard ranks),
+    so the daily values add up exactly as the running total does.
+    """
+
+    def __init__(self) -> None:
+        self.running: dict[str, float] = {}
+        self.value: dict[str, list[float]] = {}
+        self.metrics: dict[str, dict[str, list[float]]] = {}
+
+    def on_day(self, events: Sequence[Event]) -> None:
+        for event in events:
+            if not isinstance(event, DayClosed):
+                continue
+            for i, arm in enumerate(event.arms):
+                before = self.running.get(arm, 0.0)
+                self.running[arm] = before + float(event.value[i])
+                self.value.setdefault(arm, []).append(self.running[arm] - before)
+                history = self.metrics.setdefault(arm, {})
+                for name, metric in event.signals[i].metrics.items():
+                    history.setdefault(name, []).append(metric.value)

@@ -1,0 +1,187 @@
+"""The experiment core: one experiment's population, economies, guardrails, signals and day clock.
+
+:meth:`ExperimentCore.step_day` is the only place a simulated day happens: the population steps
+under each arm's current economy, the signals are summarised, each treatment's harm is checked
+against control (the circuit breaker), and each arm's objective is added up. Updates go through
+:meth:`ExperimentCore.submit`, which passes them to the five guardrails. The PettingZoo
+environment, the in-process experiment runner and the HTTP server drive a core and add only
+their own concern; what happens is published on the core's event stream
+(:class:`~arena_rl.core.events.EventStream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+
+from arena_rl.core.events import (
+    BreakerRecovered,
+    BreakerTripped,
+    DayClosed,
+    DecisionMade,
+    EventStream,
+    Subscriber,
+    UpdateResolved,
+    UserDay,
+)
+from arena_rl.economy import economy_array
+from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
+from arena_rl.metrics import Signals, Summaries, signals, summarise
+from arena_rl.population import DayOutcome, Population
+from arena_rl.specs import PopulationSpec, Scenario
+from arena_rl.stats import RatioSummary
+
+
+@dataclass(frozen=True)
+class DayReport:
+    """What one :meth:`ExperimentCore.step_day` produced, for the driver's own concerns."""
+
+    outcome: DayOutcome
+    summaries: Summaries
+    tripped: tuple[str, ...]
+    """Treatment arms whose circuit breaker tripped at the end of the day."""
+
+
+class ExperimentCore:
+    """One A/B/n experiment on a synthetic population: control first, then the treatments.
+
+    Args:
+        population: the population preset.
+        scenario: the scenario (base economy, objective).
+        arms: arm names, control first.
+        seed: seeds the population (an int or a SeedSequence).
+        n_users: users over all arms.
+        guardrails: the guardrail settings.
+        subscribers: consumers of the event stream (more can subscribe later).
+    """
+
+    def __init__(
+        self,
+        population: PopulationSpec,
+        scenario: Scenario,
+        arms: Sequence[str],
+        seed: int | np.random.SeedSequence,
+        n_users: int,
+        guardrails: GuardrailConfig,
+        subscribers: Iterable[Subscriber] = (),
+    ) -> None:
+        if len(arms) < 2 or len(set(arms)) != len(arms):
+            raise ValueError(f"need a control and at least one treatment, all distinct: {arms}")
+        self.arms = tuple(arms)
+        self.control = self.arms[0]
+        base = scenario.base_economy()
+        self.population = Population(population, scenario, len(self.arms), seed, n_users)
+        self.guardrails = Guardrails(dict.fromkeys(self.arms, base), self.control, guardrails)
+        self.signals: list[Signals] = signals(self.population)
+        self.objective = dict.fromkeys(self.arms, 0.0)
+        """Each arm's realised objective so far (the sum of its daily values)."""
+        self.events = EventStream(subscribers)
+        self._audited = 0
+
+    @property
+    def day(self) -> int:
+        """Days simulated so far (the next day's index)."""
+        return self.population.day
+
+    def signals_of(self, arm: str) -> Signals:
+        """The latest signals of any arm, control included."""
+        return self.signals[self.arms.index(arm)]
+
+    def config(self, arm: str) -> dict[str, float]:
+        return self.guardrails.current_config(arm)
+
+    # ---- between days -------------------------------------------------------------------------
+
+    def tick(self, now: float) -> tuple[str, ...]:
+        """Advance guardrail time; breakers whose cool-down passed reset (``auto_reset``)."""
+        recovered = self.guardrails.tick(now)
+        self._publish_audit()
+        return recovered
+
+    def submit(self, arm: str, update: ConfigUpdate, now: float) -> GuardrailResult:
+        """Pass an update through the five guardrails (in order) at guardrail time ``now``."""
+        result = self.guardrails.submit(arm, update, now)
+        self._publish_audit()
+        return result
+
+    def reset_breaker(self, arm: str, now: float) -> None:
+        """A researcher's reset of a tripped breaker; ValueError before its cool-down."""
+        self.guardrails.reset_breaker(arm, now)
+        self._publish_audit()
+
+    def decided(
+        self,
+        arm: str,
+        agent: str,
+        observation: Signals,
+        action: ConfigUpdate | None,
+        probability: float,
+        seconds: float,
+    ) -> None:
+        """Record an agent's decision on the event stream (the runner knows agents; the core
+        does not)."""
+        if self.events.active:
+            config = self.config(arm)
+            event = DecisionMade(
+                self.day, arm, agent, observation, config, action, probability, seconds
+            )
+            self.events.publish(event)
+
+    # ---- the day ------------------------------------------------------------------------------
+
+    def step_day(self) -> DayReport:
+        """Simulate one day for every arm, then summarise, check harm and add up the objective."""
+        pop, rails = self.population, self.guardrails
+        economies = [rails.current_config(arm) for arm in self.arms]
+        outcome = pop.step(economy_array(economies))
+        summaries = summarise(pop)
+        self.signals = signals(pop, summaries)
+        retention = cast(Sequence[RatioSummary], summaries["RETENTION_RATE"])
+        control = retention[0]
+        tripped = tuple(
+            arm
+            for arm, treated in zip(self.arms[1:], retention[1:], strict=True)
+            if rails.check_harm(
+                arm, treated.successes, treated.trials, control.successes, control.trials, pop.day
+            )
+        )
+        for arm, value in zip(self.arms, outcome.value, strict=True):
+            self.objective[arm] += float(value)
+        if self.events.active:
+            self._publish_day(outcome, economies)
+        self._publish_audit()
+        self.events.flush()
+        return DayReport(outcome, summaries, tripped)
+
+    def _publish_day(self, outcome: DayOutcome, economies: Sequence[Mapping[str, float]]) -> None:
+        if self.events.wants_users:
+            self.events.publish(UserDay(outcome.day, self.arms, self.population.user_day()))  # type: ignore[attr-defined]
+        frozen = {}
+        for name in ("enrolled", "active", "scans", "xp", "value"):
+            array = np.array(getattr(outcome, name))
+            array.flags.writeable = False
+            frozen[name] = array
+        self.events.publish(
+            DayClosed(
+                day=outcome.day,
+                arms=self.arms,
+                economies=tuple(dict(e) for e in economies),
+                signals=tuple(self.signals),
+                **frozen,
+            )
+        )
+
+    def _publish_audit(self) -> None:
+        """Publish the audit entries written since the last call, as typed events."""
+        entries = self.guardrails.audit_log[self._audited :]
+        self._audited += len(entries)
+        for entry in entries:
+            if entry.kind == "update":
+                self.events.publish(UpdateResolved(entry))
+            elif entry.kind == "breaker_trip":
+                self.events.publish(BreakerTripped(entry))
+            else:
+                self.events.publish(BreakerRecovered(entry))
