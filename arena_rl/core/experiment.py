@@ -150,9 +150,9 @@ class ExperimentCore:
         )
         for arm, value in zip(self.arms, outcome.value, strict=True):
             self.objective[arm] += float(value)
+        self._publish_audit()  # today's breaker trips, before the day's close
         if self.events.active:
             self._publish_day(outcome, economies)
-        self._publish_audit()
         self.events.flush()
         return DayReport(outcome, summaries, tripped)
 
