@@ -140,6 +140,33 @@ class _EconomyResponse:
         self.typical_utility = np.log1p(typical).astype(F32)
 
 
+@dataclass(slots=True)
+class _Day:
+    """What every phase of one ``Population.step`` shares: the day, the enrolled prefix, the
+    economy's cached response, and scratch temporaries.
+
+    The temporaries are views of preallocated buffers, shape (n_arms, n); any phase may
+    overwrite them, so nothing is passed between phases through them.
+    """
+
+    t: int
+    """The day being simulated."""
+    enrolled: np.ndarray
+    """(n_arms,) users of each arm enrolled by day ``t``."""
+    n: int
+    """Length of the enrolled prefix: the day touches columns ``[:n]`` of every arm."""
+    cols: slice
+    """``slice(None, n)``: the prefix's columns."""
+    response: _EconomyResponse
+    """Today's economy response (§2.1): per-arm values (n_arms, 1), per-user (n_arms, m)."""
+    f1: np.ndarray
+    """float32 temporary."""
+    f2: np.ndarray
+    """float32 temporary."""
+    mask: np.ndarray
+    """bool temporary."""
+
+
 class Population:
     """User state of every arm of one experiment, stepped one day at a time.
 
@@ -212,9 +239,7 @@ class Population:
         self._last_typical: np.ndarray | None = None
         self._response: _EconomyResponse | None = None
         self._scratch: dict[str, np.ndarray] = {name: np.zeros(shape, F32) for name in SCRATCH_F32}
-        self._scratch.update(
-            {name: np.zeros(shape, bool) for name in ("active", "churned", "done")}
-        )
+        self._scratch.update({name: np.zeros(shape, bool) for name in ("active", "mask", "done")})
 
     # state arrays are created by name in __init__; declare them for type checkers
     intrinsic_now: np.ndarray
@@ -251,10 +276,10 @@ class Population:
         return sum(a.nbytes for a in arrays if a.shape and a.shape[-1] == self.users_per_arm)
 
     def _update_novelty(self, typical_utility: np.ndarray) -> None:
-        """Novelty: a rise in what users stand to gain lifts activity for a while (cuts are
-        losses, handled by reference dependence); habituation to frequent changes shrinks each
-        new boost, so churning the economy cannot buy engagement for ever, and a change nobody
-        gains from is no news at all."""
+        """Novelty (§2.2 step 1), per arm: a rise in what users stand to gain lifts activity for
+        a while (cuts are losses, handled by reference dependence); habituation to frequent
+        changes shrinks each new boost, so churning the economy cannot buy engagement for ever,
+        and a change nobody gains from is no news at all. ``typical_utility`` is (n_arms, 1)."""
         b = self.spec.behaviour
         self.novelty *= F32(0.5 ** (1.0 / b.novelty_halflife_days))
         if self._last_typical is not None:
@@ -269,7 +294,9 @@ class Population:
         self._last_typical = typical_utility
 
     def _arm_shift(self, utility: np.ndarray) -> np.ndarray:
-        """Per-arm logit shift: novelty, plus leaderboard interference when switched on.
+        """Per-arm logit shift (§2.2 step 9): novelty, plus leaderboard interference when on.
+
+        ``utility`` is (n_arms, n); the shift is an (n_arms, 1) column.
 
         With interference, users compare their XP with the whole population's: an arm whose
         anticipated XP utility is above the cross-arm mean feels rewarding, the others deprived.
@@ -283,7 +310,7 @@ class Population:
         return self.novelty + F32(self.scenario.interference) * (mean_utility - mean_utility.mean())
 
     def step(self, economies: np.ndarray) -> DayOutcome:
-        """Simulate one day for every user of every arm.
+        """Simulate one day for every user of every arm, phase by phase (docs/population.md §2.2).
 
         Args:
             economies: (n_arms, 10) economy values in ``ECONOMY_KEYS`` order, row 0 = control.
@@ -291,148 +318,274 @@ class Population:
         Returns:
             Per-arm totals of the day, including the objective value per enrolled user.
         """
+        d = self._open_day(economies)
+        self._update_novelty(d.response.typical_utility)
+        newcomers = self._enrol(d)
+        utility = self._anticipated_utility(d, newcomers)
+        logit = self._xp_drive(d, utility)
+        intrinsic = self._update_intrinsic(d, utility)
+        p_active = self._activity_probability(d, logit, intrinsic, utility)
+        u1, u2, u3 = _uniforms(self._rng, (1 if self.twins else self.n_arms, d.n))  # step 11
+        active = self._activity_and_churn(d, u1, p_active)
+        scans = self._scans(d, u1, p_active, active)
+        counted, feedback, useful = self._feedback(d, scans, u2, u3)
+        self._advance_streaks(d, active)
+        done = self._missions(d, newcomers, counted)
+        xp = self._xp_awarded(d, active, counted, feedback, scans, done)
+        self._adapt_reference(d, utility)
+        self._record(d, active, scans, xp, feedback, useful, done)
+        return self._outcome(d, active, counted, useful, scans, xp)
+
+    # ---- the phases of one day, in order ------------------------------------------------------
+    # Hot path: every operation writes into preallocated scratch, sliced to the enrolled prefix
+    # (``d.f1``, ``d.f2``, ``d.mask`` are temporaries any phase may overwrite; each phase's
+    # result has a buffer of its own), because fresh temporaries of this size cost more in page
+    # faults than the arithmetic itself. Array shapes are (n_arms, n) unless stated otherwise.
+
+    def _open_day(self, economies: np.ndarray) -> _Day:
+        """Check the economy table, find today's enrolled prefix and the economy's response
+        (§2.1, rebuilt only when the table changed), and slice the scratch to the prefix."""
         economy = np.asarray(economies, dtype=np.float64)
         if economy.shape != (self.n_arms, len(ECONOMY_KEYS)):
             raise ValueError(f"economies must have shape ({self.n_arms}, 10), got {economy.shape}")
-        b, obj, t = self.spec.behaviour, self.scenario.objective, self.day
+        t = self.day
         enrolled = self.enrolled_by(t)
         # arms enrol independently; the day touches the prefix that covers every arm's enrolled
         n = self.n_enrolled = int(enrolled.max())
         if self._response is None or not np.array_equal(economy, self._response.economy):
-            self._response = _EconomyResponse(economy, self.traits, b)
-        r = self._response
-        self._update_novelty(r.typical_utility)
-        e, scan_cap, feedback_cap = (
-            r.per_arm,
-            r.per_arm["scanDailyCap"],
-            r.per_arm["feedbackDailyCap"],
-        )
-
+            self._response = _EconomyResponse(economy, self.traits, self.spec.behaviour)
         u, w = slice(None, n), self._scratch
-        f1, f2 = w["f1"][:, u], w["f2"][:, u]
-        active, churned, done = (w[name][:, u] for name in ("active", "churned", "done"))
-        newcomers = None
-        tr = self.traits
-        if t <= self.spec.enrol_days:  # users enrolling today become alive and start afresh
-            newcomers = self.enrol_day[:, u] == t
-            self.alive[:, u] += newcomers
-        streak, reference, intrinsic = (
-            self.streak[:, u],
-            self.reference[:, u],
-            self.intrinsic_now[:, u],
+        return _Day(
+            t=t,
+            enrolled=enrolled,
+            n=n,
+            cols=u,
+            response=self._response,
+            f1=w["f1"][:, u],
+            f2=w["f2"][:, u],
+            mask=w["mask"][:, u],
         )
-        # Hot path: every operation writes into preallocated scratch (f1, f2), because fresh
-        # temporaries of this size cost more in page faults than the arithmetic itself.
 
-        # the XP a user anticipates today; a streak bonus is also a loss to avoid, since
-        # skipping a day forfeits it, so it weighs loss_aversion times as much
-        utility = w["utility"][:, u]
+    def _enrol(self, d: _Day) -> np.ndarray | None:
+        """Enrolment (§2.2 step 2): users whose enrolment day is today become alive.
+
+        Returns the (n_arms, n) bool mask of today's newcomers, or None once the enrolment
+        period is over."""
+        if d.t > self.spec.enrol_days:
+            return None
+        newcomers = self.enrol_day[:, d.cols] == d.t
+        self.alive[:, d.cols] += newcomers
+        return newcomers
+
+    def _anticipated_utility(self, d: _Day, newcomers: np.ndarray | None) -> np.ndarray:
+        """Utility of the XP a user anticipates today (§2.2 steps 3-5): U = ln(1 + (X̄ + λB)/X0).
+
+        The streak bonus B at stake is also a loss to avoid, since skipping a day forfeits it,
+        so it weighs loss_aversion λ times as much; the log gives diminishing returns. Today's
+        newcomers take today's economy as normal: their reference point starts at U.
+        """
+        b, e, tr, f1, f2 = self.spec.behaviour, d.response.per_arm, self.traits, d.f1, d.f2
+        streak = self.streak[:, d.cols]
+        utility = self._scratch["utility"][:, d.cols]
         np.add(streak, F32(1), out=f1)
         f1 *= e["streakBonusPerDay"]
         np.minimum(f1, e["streakBonusCap"], out=f1)
         np.minimum(streak, F32(1), out=f2)
         f1 *= f2
-        np.add(tr["loss_aversion"][:, u], F32(1), out=utility)
+        np.add(tr["loss_aversion"][:, d.cols], F32(1), out=utility)
         utility *= f1
-        utility += r.anticipated[:, u]
+        utility += d.response.anticipated[:, d.cols]
         utility *= F32(1.0 / b.xp_scale)
         np.log1p(utility, out=utility)  # diminishing returns to XP
-        if newcomers is not None:  # newcomers take today's economy as normal
-            np.copyto(reference, utility, where=newcomers)
+        if newcomers is not None:
+            np.copyto(self.reference[:, d.cols], utility, where=newcomers)
+        return utility
 
-        # activity logit: base + intrinsic + XP drive (level and gain/loss vs reference) + habit
-        logit = w["logit"][:, u]
-        np.subtract(utility, reference, out=f1)  # gain (> 0) or loss (< 0)
+    def _xp_drive(self, d: _Day, utility: np.ndarray) -> np.ndarray:
+        """XP drive of the activity logit (§2.2 step 6): β(U + wG), where G is the gain or loss
+        Δ = U - R against the reference point, losses weighing λ times as much.
+
+        Returns the logit buffer holding the drive; ``_activity_probability`` adds the rest."""
+        b, tr, f1, f2 = self.spec.behaviour, self.traits, d.f1, d.f2
+        logit = self._scratch["logit"][:, d.cols]
+        np.subtract(utility, self.reference[:, d.cols], out=f1)  # gain (> 0) or loss (< 0)
         np.minimum(f1, F32(0), out=f2)
-        f2 *= tr["loss_aversion"][:, u]
+        f2 *= tr["loss_aversion"][:, d.cols]
         f1 += f2
         f1 *= F32(b.gain_loss_weight)
         f1 += utility
-        np.multiply(tr["xp_sensitivity"][:, u], f1, out=logit)
-        np.subtract(tr["intrinsic"][:, u], intrinsic, out=f1)
+        np.multiply(tr["xp_sensitivity"][:, d.cols], f1, out=logit)
+        return logit
+
+    def _update_intrinsic(self, d: _Day, utility: np.ndarray) -> np.ndarray:
+        """Intrinsic motivation (§2.2 step 7): I recovers towards its trait value I0 at rate ρ,
+        and is crowded out by c·max(0, U - θ) when large extrinsic rewards are at stake.
+
+        Only users in the app (alive) feel either. Updates ``intrinsic_now`` in place and
+        returns its view of the prefix."""
+        b, tr, f1, f2 = self.spec.behaviour, self.traits, d.f1, d.f2
+        intrinsic = self.intrinsic_now[:, d.cols]
+        np.subtract(tr["intrinsic"][:, d.cols], intrinsic, out=f1)
         f1 *= F32(b.intrinsic_recovery)
         np.subtract(utility, F32(b.crowding_threshold), out=f2)
         np.maximum(f2, F32(0), out=f2)
-        f2 *= tr["crowding"][:, u]  # large extrinsic rewards crowd out intrinsic motivation
+        f2 *= tr["crowding"][:, d.cols]  # large extrinsic rewards crowd out intrinsic motivation
         f1 -= f2
-        f1 *= self.alive[:, u]  # only users in the app feel either (not those yet to enrol)
+        f1 *= self.alive[:, d.cols]  # only users in the app feel either (not those yet to enrol)
         intrinsic += f1
         np.maximum(intrinsic, F32(0), out=intrinsic)
+        return intrinsic
+
+    def _activity_probability(
+        self, d: _Day, logit: np.ndarray, intrinsic: np.ndarray, utility: np.ndarray
+    ) -> np.ndarray:
+        """Activity probability (§2.2 steps 8-10): p = A / (1 + exp(-z)), with logit
+        z = XP drive + I + base activity + habit k_h·min(s, H)/H + the arm's shift (novelty,
+        plus leaderboard interference when switched on). Completes ``logit`` in place."""
+        b, tr, f1 = self.spec.behaviour, self.traits, d.f1
         logit += intrinsic
-        logit += tr["base_activity"][:, u]
-        np.minimum(streak, F32(b.habit_days), out=f1)
-        f1 *= tr["habit"][:, u]
+        logit += tr["base_activity"][:, d.cols]
+        np.minimum(self.streak[:, d.cols], F32(b.habit_days), out=f1)
+        f1 *= tr["habit"][:, d.cols]
         f1 *= F32(1 / b.habit_days)
         logit += f1
         logit += self._arm_shift(utility)
-        p_active = w["p_active"][:, u]
+        p_active = self._scratch["p_active"][:, d.cols]
         np.negative(logit, out=p_active)
         np.exp(p_active, out=p_active)
         p_active += F32(1)
-        np.divide(self.alive[:, u], p_active, out=p_active)
+        np.divide(self.alive[:, d.cols], p_active, out=p_active)
+        return p_active
 
-        # one uniform decides activity; rescaled, it also draws the scans (if active) and churn
-        u1, u2, u3 = _uniforms(self._rng, (1 if self.twins else self.n_arms, n))
+    def _activity_and_churn(self, d: _Day, u1: np.ndarray, p_active: np.ndarray) -> np.ndarray:
+        """Activity and churn (§2.2 step 12), both from the uniform u1 (shape (n_arms, n), or
+        (1, n) in twins mode): active if u1 < p; churned, for good, if u1 > 1 - h(1 - p), a
+        region inside the inactive one. Clears ``alive`` of the churned; returns the active mask.
+        """
+        f1, stays = d.f1, d.mask
+        active = self._scratch["active"][:, d.cols]
         np.less(u1, p_active, out=active)
         np.subtract(F32(1), p_active, out=f1)
-        f1 *= tr["churn_hazard"][:, u]
+        f1 *= self.traits["churn_hazard"][:, d.cols]
         np.subtract(F32(1), f1, out=f1)
-        np.greater(u1, f1, out=churned)
-        np.logical_not(churned, out=churned)
-        self.alive[:, u] *= churned
-        scans = w["scans"][:, u]  # geometric with mean r.mean_scans, by inverse CDF
+        np.greater(u1, f1, out=stays)
+        np.logical_not(stays, out=stays)
+        self.alive[:, d.cols] *= stays
+        return active
+
+    def _scans(
+        self, d: _Day, u1: np.ndarray, p_active: np.ndarray, active: np.ndarray
+    ) -> np.ndarray:
+        """Scans of the day (§2.2 step 13): geometric on {1, 2, ...} with mean μ, by inverse
+        CDF of u1 / p (again uniform, given u1 < p); 0 for inactive users."""
+        f1 = d.f1
+        scans = self._scratch["scans"][:, d.cols]
         np.maximum(p_active, F32(1e-6), out=f1)
         np.divide(u1, f1, out=scans)
         np.minimum(scans, F32(1), out=scans)
         np.log(scans, out=scans)
-        scans /= r.log_stay[:, u]
+        scans /= d.response.log_stay[:, d.cols]
         np.floor(scans, out=scans)
         scans += F32(1)
         scans *= active
-        counted = w["counted"][:, u]
-        np.minimum(scans, scan_cap, out=counted)
-        feedback = w["feedback"][:, u]  # stochastic rounding keeps the expected share exact
-        np.multiply(scans, r.feedback_share[:, u], out=feedback)
+        return scans
+
+    def _feedback(
+        self, d: _Day, scans: np.ndarray, u2: np.ndarray, u3: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Daily caps, feedback and useful feedback (§2.2 step 14).
+
+        Counted scans min(S, C_s); feedback min(S, ⌊Sφ + u2⌋) and useful feedback
+        ⌊F q' + u3⌋, by stochastic rounding, which keeps their expected values exact.
+        Returns (counted, feedback, useful)."""
+        r = d.response
+        counted = self._scratch["counted"][:, d.cols]
+        np.minimum(scans, r.per_arm["scanDailyCap"], out=counted)
+        feedback = self._scratch["feedback"][:, d.cols]
+        np.multiply(scans, r.feedback_share[:, d.cols], out=feedback)
         feedback += u2
         np.floor(feedback, out=feedback)
         np.minimum(feedback, scans, out=feedback)
-        useful = w["useful"][:, u]
-        np.multiply(feedback, r.feedback_quality[:, u], out=useful)
+        useful = self._scratch["useful"][:, d.cols]
+        np.multiply(feedback, r.feedback_quality[:, d.cols], out=useful)
         useful += u3
         np.floor(useful, out=useful)
+        return counted, feedback, useful
 
+    def _advance_streaks(self, d: _Day, active: np.ndarray) -> None:
+        """Streaks (§2.2 step 15): s <- (s + 1) if active today, else 0; in place."""
+        streak = self.streak[:, d.cols]
         streak += F32(1)
         streak *= active
-        progress = self.mission_progress[:, u]
-        if t % 7 == 0:  # weekly missions for everyone; newcomers get theirs on enrolment
-            self.missions_assigned[:, u] += self.alive[:, u]
+
+    def _missions(self, d: _Day, newcomers: np.ndarray | None, counted: np.ndarray) -> np.ndarray:
+        """Weekly missions (§2.2 step 16), on a global calendar: on days divisible by 7 every
+        alive user gets a new mission and progress restarts; other days, newcomers get theirs
+        at once. Counted scans advance the progress. Returns the mask of missions done today.
+        """
+        progress = self.mission_progress[:, d.cols]
+        if d.t % 7 == 0:  # weekly missions for everyone; newcomers get theirs on enrolment
+            self.missions_assigned[:, d.cols] += self.alive[:, d.cols]
             progress[:] = 0
         elif newcomers is not None:
-            self.missions_assigned[:, u] += newcomers
-        target = tr["mission_target"][:, u]
+            self.missions_assigned[:, d.cols] += newcomers
+        target = self.traits["mission_target"][:, d.cols]
+        done, reached = self._scratch["done"][:, d.cols], d.mask
         np.less(progress, target, out=done)
         progress += counted
-        reached = churned  # the churn mask is spent; reuse its buffer
         np.greater_equal(progress, target, out=reached)
         done &= reached
-        xp = w["xp"][:, u]
-        np.multiply(streak, e["streakBonusPerDay"], out=xp)
+        return done
+
+    def _xp_awarded(
+        self,
+        d: _Day,
+        active: np.ndarray,
+        counted: np.ndarray,
+        feedback: np.ndarray,
+        scans: np.ndarray,
+        done: np.ndarray,
+    ) -> np.ndarray:
+        """XP awarded today (§2.2 step 17): on an active day the streak bonus (from the streak
+        *after* today) and the daily XP D, plus XP for counted scans, feedback up to its cap,
+        photos, and the mission reward."""
+        b, e, r, f1 = self.spec.behaviour, d.response.per_arm, d.response, d.f1
+        xp = self._scratch["xp"][:, d.cols]
+        np.multiply(self.streak[:, d.cols], e["streakBonusPerDay"], out=xp)
         np.minimum(xp, e["streakBonusCap"], out=xp)
         xp += r.daily_xp
         xp *= active
         np.multiply(counted, e["scanXp"], out=f1)
         xp += f1
-        np.minimum(feedback, feedback_cap, out=f1)
+        np.minimum(feedback, e["feedbackDailyCap"], out=f1)
         f1 *= e["feedbackXp"]
         xp += f1
         np.multiply(scans, r.photo_xp, out=f1)
         xp += f1
         np.multiply(done, F32(b.mission_reward), out=f1)
         xp += f1
+        return xp
+
+    def _adapt_reference(self, d: _Day, utility: np.ndarray) -> None:
+        """Reference adaptation (§2.2 step 18): R <- R + α(U - R), active or not; in place."""
+        f1, reference = d.f1, self.reference[:, d.cols]
         np.subtract(utility, reference, out=f1)
-        f1 *= F32(b.reference_rate)
+        f1 *= F32(self.spec.behaviour.reference_rate)
         reference += f1  # the reference point adapts to what users get used to
 
+    def _record(
+        self,
+        d: _Day,
+        active: np.ndarray,
+        scans: np.ndarray,
+        xp: np.ndarray,
+        feedback: np.ndarray,
+        useful: np.ndarray,
+        done: np.ndarray,
+    ) -> None:
+        """Bookkeeping (§2.2 step 19): today's scans and XP, the per-user totals, the 8-day
+        activity bits ``recent`` (bit 0 = today); then the clock moves on to the next day."""
+        u = d.cols
         self.scans_today[:, u] = scans
         self.xp_today[:, u] = xp
         self.scans_total[:, u] += scans
@@ -444,21 +597,32 @@ class Population:
         recent = self.recent[:, u]
         recent <<= 1
         recent |= active
-        self.day = t + 1
+        self.day = d.t + 1
 
+    def _outcome(
+        self,
+        d: _Day,
+        active: np.ndarray,
+        counted: np.ndarray,
+        useful: np.ndarray,
+        scans: np.ndarray,
+        xp: np.ndarray,
+    ) -> DayOutcome:
+        """Per-arm totals and the objective value per enrolled user (§2.3), in float64."""
+        obj, enrolled, f1 = self.scenario.objective, d.enrolled, d.f1
         active_n = active.sum(axis=1, dtype=np.float64)
         xp_sum = xp.sum(axis=1, dtype=np.float64)
+        scan_value = np.multiply(counted, self.traits["scan_value"][:, d.cols], out=f1)
         value = (
             obj.active_value * active_n
-            + obj.scan_value
-            * np.multiply(counted, tr["scan_value"][:, u], out=f1).sum(axis=1, dtype=np.float64)
+            + obj.scan_value * scan_value.sum(axis=1, dtype=np.float64)
             + obj.useful_feedback_value * useful.sum(axis=1, dtype=np.float64)
-            + obj.report_value * r.reports[:, 0] * active_n
+            + obj.report_value * d.response.reports[:, 0] * active_n
             - obj.xp_cost * xp_sum
             - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * enrolled, 0.0)
         ) / np.maximum(enrolled, 1)
         return DayOutcome(
-            day=t,
+            day=d.t,
             enrolled=enrolled,
             active=active_n,
             scans=scans.sum(axis=1, dtype=np.float64),
