@@ -266,6 +266,38 @@ class Population:
         """(n_arms, n_enrolled) True for users enrolled by the last simulated day."""
         return self.enrol_day[:, : self.n_enrolled] < self.day
 
+    def user_day(self, alive_before: np.ndarray) -> dict[str, np.ndarray]:
+        """The last simulated day of every enrolled user, as columns (one row per user).
+
+        Args:
+            alive_before: ``alive`` as it was before that day's step (to tell today's churn).
+
+        Returns:
+            Equal-length arrays: ``arm`` (int8), ``user`` (int32, index within the arm),
+            ``enrolled_today``, ``active``, ``churned`` (bool), ``scans``, ``feedback``,
+            ``useful_feedback``, ``xp`` and ``streak`` (float32). Read right after the step:
+            feedback comes from that day's scratch.
+        """
+        n, t = self.n_enrolled, self.day - 1
+        enrolled = self.enrol_day[:, :n] <= t
+        arm, user = np.nonzero(enrolled)
+        newcomers = self.enrol_day[:, :n] == t
+        was_alive = (alive_before[:, :n] > 0) | newcomers
+        churned = was_alive & (self.alive[:, :n] == 0)
+        scratch = self._scratch
+        return {
+            "arm": arm.astype(np.int8),
+            "user": user.astype(np.int32),
+            "enrolled_today": newcomers[enrolled],
+            "active": (self.recent[:, :n] & 1).astype(bool)[enrolled],
+            "churned": churned[enrolled],
+            "scans": self.scans_today[:, :n][enrolled],
+            "feedback": scratch["feedback"][:, :n][enrolled],
+            "useful_feedback": scratch["useful"][:, :n][enrolled],
+            "xp": self.xp_today[:, :n][enrolled],
+            "streak": self.streak[:, :n][enrolled],
+        }
+
     def state_nbytes(self) -> int:
         """Bytes held per user array: traits, state, cached economy response and scratch."""
         arrays = [*self.traits.values(), self.recent, self.segment, self.enrol_day]

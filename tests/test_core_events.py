@@ -20,6 +20,7 @@ from arena_rl.core.events import (
     DecisionMade,
     Event,
     UpdateResolved,
+    UserDay,
 )
 from arena_rl.core.experiment import ExperimentCore
 from arena_rl.experiment import ExperimentResult, run_experiment
@@ -127,3 +128,38 @@ def test_no_subscriber_no_events_built() -> None:
     )
     core.step_day()
     assert not core.events.active and core.events._pending == []
+
+
+class UserRecorder(Recorder):
+    user_events = True
+
+
+def test_user_events_are_columns_that_add_up_to_the_day() -> None:
+    recorder = UserRecorder()
+    run_experiment({"random": RandomAgent()}, seed=4, n_users=2000, days=9, subscribers=[recorder])
+    days = [e for e in recorder.events if isinstance(e, UserDay)]
+    closes = [e for e in recorder.events if isinstance(e, DayClosed)]
+    assert [d.day for d in days] == [c.day for c in closes] == list(range(9))
+    churned_total = 0
+    for users, close in zip(days, closes, strict=True):
+        cols = users.columns
+        assert {len(v) for v in cols.values()} == {len(users)}
+        assert cols["arm"].dtype == np.int8 and cols["user"].dtype == np.int32
+        for i in range(len(close.arms)):
+            mine = cols["arm"] == i
+            assert mine.sum() == close.enrolled[i]
+            assert cols["active"][mine].sum() == close.active[i]
+            assert cols["scans"][mine].sum() == pytest.approx(close.scans[i])
+            assert cols["xp"][mine].sum(dtype=np.float64) == pytest.approx(close.xp[i], rel=1e-5)
+        assert not (cols["churned"] & cols["active"]).any()  # churn is a kind of inactivity
+        assert (cols["useful_feedback"] <= cols["feedback"]).all()
+        churned_total += int(cols["churned"].sum())
+    assert churned_total > 0
+
+
+def test_asking_for_user_events_changes_no_number() -> None:
+    plain = run_experiment({"random": RandomAgent()}, seed=4, n_users=2000, days=9)
+    watched = run_experiment(
+        {"random": RandomAgent()}, seed=4, n_users=2000, days=9, subscribers=[UserRecorder()]
+    )
+    assert watched.objective == plain.objective and watched.audit == plain.audit

@@ -105,7 +105,7 @@ class UserDay:
 
     ``columns`` holds equal-length arrays: ``arm`` (int8, index into ``arms``), ``user``
     (int32, the user's index within its arm), ``enrolled_today``, ``active``, ``churned``
-    (bool), ``scans``, ``feedback``, ``useful_feedback``, ``xp`` (float32; scans counted,
+    (bool), ``scans``, ``feedback``, ``useful_feedback``, ``xp`` (float32; scans,
     written feedback, useful feedback and XP awarded today), ``streak`` (float32, after today).
     """
 

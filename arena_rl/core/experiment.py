@@ -136,6 +136,7 @@ class ExperimentCore:
         """Simulate one day for every arm, then summarise, check harm and add up the objective."""
         pop, rails = self.population, self.guardrails
         economies = [rails.current_config(arm) for arm in self.arms]
+        alive_before = pop.alive.copy() if self.events.wants_users else None
         outcome = pop.step(economy_array(economies))
         summaries = summarise(pop)
         self.signals = signals(pop, summaries)
@@ -151,14 +152,14 @@ class ExperimentCore:
         for arm, value in zip(self.arms, outcome.value, strict=True):
             self.objective[arm] += float(value)
         self._publish_audit()  # today's breaker trips, before the day's close
+        if alive_before is not None:
+            self.events.publish(UserDay(outcome.day, self.arms, pop.user_day(alive_before)))
         if self.events.active:
             self._publish_day(outcome, economies)
         self.events.flush()
         return DayReport(outcome, summaries, tripped)
 
     def _publish_day(self, outcome: DayOutcome, economies: Sequence[Mapping[str, float]]) -> None:
-        if self.events.wants_users:
-            self.events.publish(UserDay(outcome.day, self.arms, self.population.user_day()))  # type: ignore[attr-defined]
         frozen = {}
         for name in ("enrolled", "active", "scans", "xp", "value"):
             array = np.array(getattr(outcome, name))
