@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.common import BaseAgent, reward, scaled, toward
+from agents.common import BaseAgent, reward, same_action, scaled, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
@@ -42,12 +42,15 @@ def arm_economies(base: Mapping[str, float], arms: Arms) -> dict[str, dict[str, 
 
 @dataclass
 class Pull:
-    """The pull in progress: its arm, why it was chosen, days at the target, rewards kept."""
+    """The pull in progress: its arm, why it was chosen, days at the target, rewards kept, and
+    the chance of each arm having been chosen for it when the choice was random (None when it
+    was not, or once an answer has shown it)."""
 
     arm: int
     why: str
     days_at_target: int = 0
     rewards: list[float] = field(default_factory=list)
+    chances: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class ArmBandit(BaseAgent):
     Subclasses implement :meth:`select` and may override :meth:`on_hold` (each scored day) and
     :meth:`learn` (each completed pull). The shared statistics are ``counts_`` (completed
     pulls per arm), ``pulls_`` (every completed pull, in order) and the helpers below.
+
+    A subclass whose :meth:`select` draws at random also implements
+    :meth:`selection_probabilities`; :meth:`action_probability` is then, on the first answer
+    that shows a pull's arm (the pull's first answer, unless the rate limit holds it back), the
+    summed chance of the arms that would have given that same answer, after the "too few days
+    left" fallback; 1.0 on every other answer (continuing a pull is certain).
 
     Args:
         arms: arm name -> multipliers of the base economy.
@@ -88,12 +97,18 @@ class ArmBandit(BaseAgent):
         self.counts_ = np.zeros(len(self.targets_), dtype=np.int64)
         self.pulls_: list[CompletedPull] = []
         self.pull_: Pull | None = None
+        self.probability_ = 1.0
 
     # ---- what subclasses supply ------------------------------------------------------------
 
     def select(self, signals: Signals) -> tuple[int, str]:
         """The arm to pull next, and why (it goes into the update's reasoning)."""
         raise NotImplementedError
+
+    def selection_probabilities(self, signals: Signals) -> np.ndarray | None:
+        """(n_arms,) chance that :meth:`select` picks each arm in the current state, or None
+        when it picks deterministically (the default). Must not draw from ``rng_``."""
+        return None
 
     def on_hold(self, signals: Signals) -> None:
         """Called on every scored day of the pull in progress (e.g. to record context)."""
@@ -191,25 +206,59 @@ class ArmBandit(BaseAgent):
         return True
 
     def _start_pull(self, signals: Signals, current: Mapping[str, float], last: int | None) -> Pull:
-        arm, why = self.select(signals)
-        there = toward(self.targets_[arm], current, "") is None
-        days_needed = (0 if there else 1 + self.transition_days) + self.hold_days
-        if arm != last and days_needed > self.info_.days - signals.experiment_days:
-            # a pull that cannot finish teaches nothing: stay with the best arm so far
-            arm, why = self.best_arm(), "too few days left for another pull; best arm so far"
+        chances = self.selection_probabilities(signals)
+        arm, why = self._feasible(*self.select(signals), signals, current, last)
         pull = Pull(arm, why)
+        if chances is not None:  # the chance of each arm after the fallback
+            pull.chances = np.zeros(len(self.targets_))
+            for choice in np.flatnonzero(chances):
+                fallback = self._feasible(int(choice), "", signals, current, last)[0]
+                pull.chances[fallback] += chances[choice]
         if arm == last:  # still there and settled: no transition to sit out
             pull.days_at_target = self.transition_days
         return pull
 
+    def _feasible(
+        self, arm: int, why: str, signals: Signals, current: Mapping[str, float], last: int | None
+    ) -> tuple[int, str]:
+        """The arm to pull instead of ``arm`` when its pull could not finish in time."""
+        there = toward(self.targets_[arm], current, "") is None
+        days_needed = (0 if there else 1 + self.transition_days) + self.hold_days
+        if arm != last and days_needed > self.info_.days - signals.experiment_days:
+            # a pull that cannot finish teaches nothing: stay with the best arm so far
+            return self.best_arm(), "too few days left for another pull; best arm so far"
+        return arm, why
+
+    def action_probability(self) -> float:
+        """The chance of the last answer: below 1 only on the first answer that shows a randomly
+        chosen arm (see the class docstring)."""
+        return self.probability_
+
+    def _chance_of(
+        self, update: ConfigUpdate | None, chances: np.ndarray, current: Mapping[str, float]
+    ) -> float:
+        """Summed chance of the arms whose pull would have answered ``update`` now."""
+        return float(
+            sum(
+                chances[arm]
+                for arm in np.flatnonzero(chances)
+                if same_action(toward(self.targets_[arm], current, ""), update)
+            )
+        )
+
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        self.probability_ = 1.0
         last = None
         if self.pull_ is not None and self._observe(signals, current_config):
             last, self.pull_ = self.pull_.arm, None
         if self.pull_ is None:
             self.pull_ = self._start_pull(signals, current_config, last)
         if not self.may_update(signals):
-            return None
+            return None  # shows nothing of the arm: a random choice is charged when it shows
         pull = self.pull_
         reasoning = f"pull arm {self.arm_names_[pull.arm]!r}: {pull.why}"
-        return toward(self.targets_[pull.arm], current_config, reasoning)
+        update = toward(self.targets_[pull.arm], current_config, reasoning)
+        if pull.chances is not None:
+            self.probability_ = self._chance_of(update, pull.chances, current_config)
+            pull.chances = None
+        return update

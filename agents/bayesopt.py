@@ -125,11 +125,19 @@ class GPBayesOpt(BaseAgent):
             days scored at different times compare fairly.
         n_candidates: random points EI is maximised over (half uniform, half near the scored).
         n_restarts: extra optimiser starts of the GP hyperparameter fit.
+
+    The economies it tries are drawn at random (the Latin hypercube, the candidates EI is
+    maximised over, the random starts of the GP fit) and have no density it could state, so
+    :meth:`action_probability` is NaN on the first answer that shows a newly chosen economy
+    (each evaluation's, and the exploit target's when a GP chose it) and 1.0 on every other
+    answer (moving on toward a shown economy, holding, staying) — these follow from its state.
     """
 
     phase_: Phase
     candidate_: np.ndarray
     reason_: str
+    unshown_: bool
+    """Whether the economy last chosen at random has not been shown in an answer yet."""
 
     def __init__(
         self,
@@ -187,6 +195,7 @@ class GPBayesOpt(BaseAgent):
         self.gp_: GaussianProcessRegressor | None = None
         self.n_fits_ = self.n_started_ = self.n_evaluations_ = 0
         self.best_: np.ndarray | None = None
+        self.probability_ = 1.0
         self._start_move(self.design_[0], day=0)
 
     # ---- the cube <-> economies -------------------------------------------------------------
@@ -214,6 +223,7 @@ class GPBayesOpt(BaseAgent):
 
     # ---- the decision ----------------------------------------------------------------------
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        self.probability_ = 1.0
         day = signals.experiment_days
         if self.phase_ == "move" and self._arrived(current_config, day):
             self.phase_, self.held_, self.n_scored_ = "hold", 0, 0
@@ -235,6 +245,8 @@ class GPBayesOpt(BaseAgent):
             self._start_exploit(day)
         if not self.may_update(signals):
             return None
+        if self.unshown_:  # this answer shows where the random choice went
+            self.probability_, self.unshown_ = math.nan, False
         if self.phase_ == "exploit":
             if self.best_ is None:
                 return None  # never saw a confident reward: keep what users have
@@ -243,10 +255,16 @@ class GPBayesOpt(BaseAgent):
             return toward(self.economy_of(self.candidate_), current_config, self.reason_)
         return None
 
+    def action_probability(self) -> float:
+        """NaN on the first answer showing a randomly chosen economy, else 1.0 (see the class
+        docstring)."""
+        return self.probability_
+
     def _start_move(self, unit: np.ndarray, day: int) -> None:
         self.phase_ = "move"
         self.candidate_, self.move_started_ = np.asarray(unit, dtype=float), day
         self.n_started_ += 1
+        self.unshown_ = True
         how = "initial design" if self.n_started_ <= self.n_initial else "max expected improvement"
         self.reason_ = f"BO evaluation {self.n_started_} ({how}): try {self._show(unit)}"
 
@@ -273,6 +291,7 @@ class GPBayesOpt(BaseAgent):
 
     def _start_exploit(self, day: int) -> None:
         self.phase_ = "exploit"
+        self.unshown_ = self.gp_ is not None
         if self.gp_ is None:
             self.reason_ = "BO: no confident reward seen, holding"
             return

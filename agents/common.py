@@ -15,7 +15,16 @@ from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
 from arena_rl.specs import Objective
 
-__all__ = ["BaseAgent", "confident", "cost_share", "nudged", "reward", "scaled", "toward"]
+__all__ = [
+    "BaseAgent",
+    "confident",
+    "cost_share",
+    "nudged",
+    "reward",
+    "same_action",
+    "scaled",
+    "toward",
+]
 
 LEVELS = {"low": 0, "medium": 1, "high": 2}
 
@@ -53,6 +62,14 @@ def toward(
     wanted = round_caps({k: target[k] for k in ECONOMY_KEYS if k in target})
     changes = {k: v for k, v in wanted.items() if abs(v - current[k]) > CLOSE_ENOUGH}
     return ConfigUpdate(changes, reasoning) if changes else None
+
+
+def same_action(a: ConfigUpdate | None, b: ConfigUpdate | None) -> bool:
+    """Whether two answers are the same action: both hold, or request the same overrides (the
+    reasoning is commentary, not part of the action). What action probabilities are of."""
+    if a is None or b is None:
+        return a is b
+    return dict(a.overrides) == dict(b.overrides)
 
 
 def scaled(base: Mapping[str, float], multipliers: Mapping[str, float]) -> dict[str, float]:

@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from agents.common import BaseAgent, confident, cost_share, nudged, reward, toward
+from agents.common import BaseAgent, confident, cost_share, nudged, reward, same_action, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
@@ -144,6 +144,13 @@ class HedgeEnsemble(BaseAgent):
             days after it minus that of the w days up to it. Averaging tames daily noise, and
             the delay lets a move show its worth: a cut first hurts (loss aversion), then pays.
         reward_gain: multiplies the (centred) reward change before clipping to [-1, 1].
+
+    :meth:`action_probability` is the summed weight of the sub-strategies that would have given
+    the same answer as the one drawn: the drawn one's weight when its move is its own, more
+    when several would hold (``hold``, and ``value``/``reactive`` while they see nothing to
+    do). It is conditional on the weights, which depend on which sub-strategy earlier draws
+    picked, even where two would have held alike. 1.0 when nothing is drawn (no confident
+    reward yet, or the rate limit).
     """
 
     def __init__(
@@ -174,8 +181,10 @@ class HedgeEnsemble(BaseAgent):
         self.pending_: list[tuple[int, int, float]] = []
         """Choices awaiting their score: (expert, index of the day's reward, mean before)."""
         self.changes_: list[float] = []
+        self.probability_ = 1.0
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        self.probability_ = 1.0
         estimate = reward(signals, self.info_)
         if estimate is None or not np.isfinite(estimate):
             return None  # nothing is changed blind
@@ -190,14 +199,43 @@ class HedgeEnsemble(BaseAgent):
             before = float(np.mean(self.rewards_[-window:]))
             self.pending_.append((chosen, len(self.rewards_) - 1, before))
         name, step = self.names_[chosen], float(self.steps_[chosen])
-        target = EXPERTS[name](signals, current_config, self.history_, step, self.info_.objective)
-        if target is None:
-            return None
-        weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(self.names_, self.weights_, strict=True))
-        why = (EXPERTS[name].__doc__ or name).strip().rstrip(".").lower()
-        return toward(
-            target, current_config, f"hedge follows {name}, step {step:.0%}: {why} ({weights})"
-        )
+        target = self._proposal(chosen, signals, current_config)
+        update: ConfigUpdate | None = None
+        if target is not None:
+            weights = ", ".join(
+                f"{n} {w:.2f}" for n, w in zip(self.names_, self.weights_, strict=True)
+            )
+            why = (EXPERTS[name].__doc__ or name).strip().rstrip(".").lower()
+            update = toward(
+                target, current_config, f"hedge follows {name}, step {step:.0%}: {why} ({weights})"
+            )
+        self.probability_ = self._chance_of(update, signals, current_config)
+        return update
+
+    def action_probability(self) -> float:
+        """Summed weight of the sub-strategies giving the last answer (see the class docstring)."""
+        return self.probability_
+
+    def _proposal(
+        self, expert: int, signals: Signals, current: Mapping[str, float]
+    ) -> dict[str, float] | None:
+        """The target economy sub-strategy ``expert`` proposes now (None: hold)."""
+        name, step = self.names_[expert], float(self.steps_[expert])
+        return EXPERTS[name](signals, current, self.history_, step, self.info_.objective)
+
+    def _chance_of(
+        self, update: ConfigUpdate | None, signals: Signals, current: Mapping[str, float]
+    ) -> float:
+        """Chance that the draw picks a sub-strategy answering ``update`` (the sub-strategies
+        are pure functions of the signals, the economy and the history, so each can be asked)."""
+        weights = self.weights_ / self.weights_.sum()  # what rng.choice draws with
+        chance = 0.0
+        for expert, weight in enumerate(weights):
+            target = self._proposal(expert, signals, current)
+            answer = None if target is None else toward(target, current, "")
+            if same_action(answer, update):
+                chance += float(weight)
+        return chance
 
     def _score_due(self) -> None:
         """Score every choice whose window has passed; multiply its weight; renormalise."""

@@ -250,6 +250,11 @@ class LLMAgent(BaseAgent):
         """One line per question: the decision or why the answer was not used."""
         return list(self.notes_)
 
+    def action_probability(self) -> float:
+        """1.0 at temperature 0 (greedy decoding). NaN above it: the answer is sampled, and the
+        model's token probabilities are not read yet (not even on the days it is not asked)."""
+        return 1.0 if self.temperature == 0 else float("nan")
+
     def on_result(self, result: GuardrailResult) -> None:
         super().on_result(result)
         if self.pending_ is not None:

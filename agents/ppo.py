@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import ndtr
 from torch import nn
 from torch.distributions.normal import Normal
 
 from agents.common import BaseAgent
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
+from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, INTEGER_KEYS
 from arena_rl.env import action_to_update
 from arena_rl.guardrails import ConfigUpdate
 from arena_rl.metrics import Signals
@@ -159,6 +160,16 @@ class PPOAgent(BaseAgent):
         device: torch device; ``"auto"`` picks CUDA when available, else CPU.
         deterministic: act with the policy mean (True) or sample from it (False).
         hold_days: days between decisions (1 = every day, as trained).
+
+    Acting with the mean is deterministic: :meth:`action_probability` is 1.0. Sampling draws
+    ``z ~ N(mean, std²)`` per policy key; the key moves to ``current · (1 + clip(z, ±1) · s)``
+    (``s``: the trained step as a fraction), caps rounded. :meth:`action_probability` is then
+    the probability of the discrete part of the answer, the product over the policy's keys of:
+    for a cap, P(the whole number it was set to, or kept), a bound's atom included; for any
+    other key, P(z ≤ -1), P(z ≥ 1) or P(-1 < z < 1), whichever holds (the clip puts an atom at
+    each bound); a key at 0 stays, P = 1. Inside the bounds a non-cap key's value is
+    continuous: ``z = (new / current - 1) / s`` has the policy's normal density there (not
+    included). ``torch_rng_`` draws exactly as before: the probability is computed, not sampled.
     """
 
     def __init__(
@@ -185,8 +196,10 @@ class PPOAgent(BaseAgent):
             )
         self.torch_rng_ = torch.Generator(self.device_)
         self.torch_rng_.manual_seed(int(rng.integers(2**63)))
+        self.probability_ = 1.0
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        self.probability_ = 1.0
         if signals.experiment_days % self.hold_days or not self.may_update(signals):
             return None
         features = policy_features(signals, current_config, self.info_.days)
@@ -195,10 +208,19 @@ class PPOAgent(BaseAgent):
             mean = self.policy_.actor_mean(x)
             if not self.deterministic:
                 std = self.policy_.actor_logstd.exp().expand_as(mean)
+                centre = mean
                 mean = torch.normal(mean, std, generator=self.torch_rng_)
         keys, step = self.meta_["keys"], self.meta_["step_pct"]
         action = env_action(mean[0].cpu().numpy(), keys, step, self.info_.delta_limit_pct)
         update = action_to_update(action, current_config, self.info_.delta_limit_pct)
+        if not self.deterministic:
+            self.probability_ = self._chance_of(
+                update,
+                mean[0].cpu().numpy(),
+                centre[0].cpu().numpy(),
+                std[0].cpu().numpy(),
+                current_config,
+            )
         if update is None:
             return None
         moves = ", ".join(
@@ -207,3 +229,51 @@ class PPOAgent(BaseAgent):
             if current_config[k] > 0
         )
         return ConfigUpdate(update.overrides, f"PPO policy, day {signals.experiment_days}: {moves}")
+
+    def action_probability(self) -> float:
+        """1.0 when acting with the mean; the discrete part's probability when sampling (see
+        the class docstring)."""
+        return self.probability_
+
+    def _chance_of(
+        self,
+        update: ConfigUpdate | None,
+        drawn: np.ndarray,
+        centre: np.ndarray,
+        spread: np.ndarray,
+        current: Mapping[str, float],
+    ) -> float:
+        """P(discrete part of ``update``) for policy draws ``drawn`` ~ N(centre, spread²)."""
+        delta = self.info_.delta_limit_pct
+        share = min(self.meta_["step_pct"] / delta, 1.0)  # env_action's factor
+        scale = share * delta / 100.0  # fractional move per unit of clipped draw
+        moved = {} if update is None else update.overrides
+        chance = 1.0
+        for key, z, mu_, sd_ in zip(self.meta_["keys"], drawn, centre, spread, strict=True):
+            now = current[key]
+            if now <= 0.0:
+                continue  # 0 times any step is 0: certain
+            mu, sigma = float(mu_), float(sd_)
+            lower_tail = float(ndtr((-1.0 - mu) / sigma))  # P(z <= -1): the lower bound's atom
+            upper_tail = float(ndtr((mu - 1.0) / sigma))
+            if key not in INTEGER_KEYS:
+                if z >= 1.0:
+                    chance *= upper_tail
+                elif z <= -1.0:
+                    chance *= lower_tail
+                else:
+                    chance *= 1.0 - lower_tail - upper_tail
+                continue
+            # a cap: the draws that round to the whole number it was set to (or kept)
+            value = moved.get(key, now)
+            low = max(((value - 0.5) / now - 1.0) / scale, -1.0)
+            high = min(((value + 0.5) / now - 1.0) / scale, 1.0)
+            mass = 0.0
+            if high > low:  # strictly inside the bounds
+                mass = float(ndtr((high - mu) / sigma) - ndtr((low - mu) / sigma))
+            for sign, tail in ((-1.0, lower_tail), (1.0, upper_tail)):
+                # each bound's atom, rounded as action_to_update rounds it (it may sit on a .5)
+                if float(round(now * (1.0 + sign * share * delta / 100.0))) == value:
+                    mass += tail
+            chance *= mass
+        return chance

@@ -15,9 +15,42 @@ first sweep would zigzag the economy between raises and cuts.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from agents.arms import ArmBandit, Arms
 from arena_rl.metrics import Signals
+
+GRID_PER_SD = 16
+"""Grid points per (smallest) posterior sd in :func:`win_probabilities`' integral."""
+GRID_SDS = 9.0
+"""How far, in each arm's sds, the integral reaches beyond the extreme means (a tail beyond 9
+sds holds ~1e-19 of a normal)."""
+MAX_GRID = 200_000
+"""Most grid points (reached only when the sds differ by orders of magnitude)."""
+
+
+def win_probabilities(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(n,) chance that arm i's draw is the highest of independent N(mean_i, sd_i²) draws.
+
+    By numerical integration, not sampling (it draws nothing):
+    ``P_i = ∫ φ_i(x) · Π_{j≠i} Φ_j(x) dx``, the trapezoid rule on one grid of step
+    ``min(sd) / GRID_PER_SD`` over ``[min(mean - GRID_SDS·sd), max(mean + GRID_SDS·sd)]``
+    (for these smooth, fast-decaying integrands its error is far below 1e-9), normalised to
+    sum to 1. Ties have probability 0, so argmax's first-index tie-breaking does not matter.
+    """
+    mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
+    if mean.size == 1:
+        return np.ones(1)
+    low, high = float(np.min(mean - GRID_SDS * sd)), float(np.max(mean + GRID_SDS * sd))
+    n = min(int(np.ceil((high - low) / float(np.min(sd)) * GRID_PER_SD)) + 1, MAX_GRID)
+    x = np.linspace(low, high, n)
+    z = (x[None, :] - mean[:, None]) / sd[:, None]  # (arms, grid)
+    log_cdf = log_ndtr(z)
+    log_density = -0.5 * z**2 - np.log(sd[:, None] * np.sqrt(2.0 * np.pi))
+    # φ_i · Π_{j≠i} Φ_j = φ_i / Φ_i · Π_j Φ_j, in logs
+    integrand = np.exp(log_density - log_cdf + log_cdf.sum(axis=0)[None, :])
+    wins = np.trapezoid(integrand, x, axis=1)
+    return np.asarray(wins / wins.sum())
 
 
 class ThompsonSampling(ArmBandit):
@@ -26,6 +59,11 @@ class ThompsonSampling(ArmBandit):
     Work is in normalised units (pull rewards centred on the average pull and divided by the
     noise of one pull), so the prior is scale-free: arm means ~ N(0, prior_sd²) around the
     average arm, each pull ~ N(arm mean, noise_sd²).
+
+    Its stated :meth:`action_probability` on the answer that starts a sampled pull is the
+    chance that the posterior draw picks an arm giving that answer, integrated numerically
+    (:func:`win_probabilities`; ``rng_`` is never touched for it); 1.0 during the first sweep
+    and while a pull goes on.
 
     Args:
         arms: arm name -> multipliers of the base economy (tried once each, in this order).
@@ -55,6 +93,13 @@ class ThompsonSampling(ArmBandit):
         precision = 1.0 / self.prior_sd**2 + n / self.noise_sd**2
         mean = np.where(n > 0, n * observed / self.noise_sd**2, 0.0) / precision
         return mean, 1.0 / np.sqrt(precision)
+
+    def selection_probabilities(self, signals: Signals) -> np.ndarray | None:
+        """Each arm's chance of the highest posterior draw (:func:`win_probabilities`); None
+        while the first sweep picks arms in order."""
+        if self.first_untried() is not None:
+            return None
+        return win_probabilities(*self.posterior())
 
     def select(self, signals: Signals) -> tuple[int, str]:
         untried = self.first_untried()

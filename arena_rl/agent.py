@@ -74,6 +74,16 @@ class Agent(Protocol):
     An agent may also define ``usage() -> dict[str, float]`` (counters since ``reset``, e.g.
     model calls, tokens, cost) and ``notes() -> list[str]`` (its own decision log); both land
     in the experiment's result and in the agent's MLflow run.
+
+    It may also define ``action_probability() -> float``: the probability with which the last
+    ``decide`` call chose what it returned (the update's overrides, or None to hold; the
+    reasoning text is not part of the action), 1.0 for a deterministic choice. It is the
+    propensity off-policy evaluation weighs logged decisions by. A random choice that the
+    answer does not show yet (e.g. made on a rate-limited day) is charged to the first call
+    whose answer depends on it. An agent with a continuous action space states the
+    probability of the discrete part of its choice and documents the rest as a density; NaN
+    means the agent cannot state it. :class:`BaseAgent` implements it as 1.0, and
+    :func:`action_probability` reads 1.0 for an agent without the method.
     """
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
@@ -109,6 +119,19 @@ class BaseAgent:
         self.last_result_ = result
         if result.next_allowed_update is not None:
             self.next_allowed_ = result.next_allowed_update
+
+    def action_probability(self) -> float:
+        """The probability with which the last ``decide`` call chose what it returned (hold
+        included). 1.0 here: a strategy that draws from ``rng_`` overrides it."""
+        return 1.0
+
+
+def action_probability(agent: Agent) -> float:
+    """The agent's stated probability of its last decision (see :class:`Agent`); 1.0 for an
+    agent that states none. A :class:`FunctionAgent` states 1.0 too: a plain SDK function has
+    no way to say it drew at random."""
+    stated = getattr(agent, "action_probability", None)
+    return float(stated()) if callable(stated) else 1.0
 
 
 def objective_estimate(signals: Signals, objective: Objective) -> float | None:
