@@ -119,12 +119,37 @@ def no_agents_message() -> str:
     )
 
 
+EXTRAS = {
+    "torch": ("ppo", "pip install torch==2.13.0"),
+    "llama_cpp": ("llm", 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "arena-rl[llm]"'),
+}
+"""Optional package -> (the extra that brings it, the install line to run). torch is installed
+on its own, as the CPU build: anything else that pulled it would fetch a CUDA build of GBs."""
+
+
 def build_agent(name: str, config: Mapping[str, Any]) -> Agent:
-    """Instantiate one agent from its config (``_target_`` + hyperparameters)."""
+    """Instantiate one agent from its config (``_target_`` + hyperparameters); an agent whose
+    optional dependency is missing is refused with the line that installs it."""
     try:
         return instantiate(dict(config), _convert_="all")
     except Exception as exc:
+        missing = _missing_module(exc)
+        if missing in EXTRAS:
+            extra, line = EXTRAS[missing]
+            raise ConfigError(
+                f"agents.{name} needs {missing}, which is not installed (the '{extra}' extra). "
+                f"Install it with:\n    {line}"
+            ) from exc
         raise ConfigError(f"agents.{name}: cannot build it: {exc}") from exc
+
+
+def _missing_module(exc: BaseException | None) -> str | None:
+    """The top-level module whose absence caused ``exc`` (Hydra wraps the ImportError)."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name.split(".")[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def dry_run(name: str, config: Mapping[str, Any], info: VariantInfo) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from arena_rl.agent import Agent, VariantInfo
+from arena_rl.agent import Agent, VariantInfo, action_probability
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
 from arena_rl.economy import EconomyError, validate_overrides
 from arena_rl.env import CONTROL, ArenaParallelEnv
@@ -72,12 +72,6 @@ def _screened(
     except EconomyError as exc:
         faults.append(f"day {day}: invalid update: {exc}")
     return update
-
-
-def _probability(agent: Agent) -> float:
-    """The agent's stated probability of its last decision (1.0 if it states none)."""
-    stated = getattr(agent, "action_probability", None)
-    return float(stated()) if callable(stated) else 1.0
 
 
 def run_experiment(
@@ -141,7 +135,7 @@ def run_experiment(
                     update, elapsed, decision_timeout_s, faults[name], core.day
                 )
                 core.decided(
-                    variant, name, observation, actions[variant], _probability(agent), elapsed
+                    variant, name, observation, actions[variant], action_probability(agent), elapsed
                 )
         env.step(actions)
         for name, agent in agents.items():

@@ -16,8 +16,9 @@ import yaml
 
 from arena_rl.economy import EconomyError, resolve_economy
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-"""The repository's Hydra config tree; presets are looked up here by name."""
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The Hydra config tree; presets are looked up here by name. It is ``conf/`` at the top of a
+checkout, linked into the package (``arena_rl/conf``) so that an installed arena_rl ships it."""
 
 
 class SpecError(ValueError):
