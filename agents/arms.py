@@ -22,8 +22,8 @@ import numpy as np
 
 from agents.common import BaseAgent, reward, same_action, scaled, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
 
 Arms = Mapping[str, Mapping[str, float]]
 """Arm name -> {economy key: multiplier of the base economy}; keys left out stay at base."""

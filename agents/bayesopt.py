@@ -36,9 +36,9 @@ from threadpoolctl import threadpool_limits
 
 from agents.common import BaseAgent, reward, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, round_caps
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, round_caps
 
 DEFAULT_BOX: Mapping[str, tuple[float, float]] = {
     "firstScanOfDayXp": (0.1, 1.25),

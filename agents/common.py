@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from arena_rl.agent import BaseAgent, VariantInfo, objective_estimate
-from arena_rl.economy import ECONOMY_KEYS, INTEGER_KEYS, round_caps
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
-from arena_rl.specs import Objective
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS, INTEGER_KEYS, round_caps
+from arena_rl.scenarios.gamification.specs import Objective
 
 __all__ = [
     "BaseAgent",

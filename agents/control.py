@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agents.common import BaseAgent
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
 
 
 class StaticControl(BaseAgent):

@@ -10,7 +10,7 @@ moves again, so users see no more changes.
 from __future__ import annotations
 
 from agents.arms import ArmBandit, Arms
-from arena_rl.metrics import Signals
+from arena_rl.core.signals import Signals
 
 
 class ExploreThenCommit(ArmBandit):

@@ -7,8 +7,8 @@ and select it like any other: ``'+agents=[mine]'``.
 from collections.abc import Mapping
 
 from agents.common import BaseAgent, confident, toward
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
 
 
 class ScanThreshold(BaseAgent):

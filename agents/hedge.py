@@ -29,9 +29,9 @@ import numpy as np
 
 from agents.common import BaseAgent, confident, cost_share, nudged, reward, same_action, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
-from arena_rl.specs import Objective
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.specs import Objective
 
 History = Sequence[Signals]
 """The confident signals seen so far, oldest first (today's last)."""

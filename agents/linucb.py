@@ -18,7 +18,7 @@ import numpy as np
 from agents.arms import ArmBandit, Arms, CompletedPull
 from agents.common import confident
 from arena_rl.agent import VariantInfo
-from arena_rl.metrics import Signals
+from arena_rl.core.signals import Signals
 
 SCAN_SCALE = 5.0
 """Scans per active user that count as a full feature (the SDK's SCAN/5)."""

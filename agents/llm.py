@@ -32,8 +32,8 @@ import numpy as np
 from agents.common import BaseAgent, reward, toward
 from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, round_caps
-from arena_rl.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.core.signals import Signals
 from arena_rl.llm import (
     LLMClient,
     ResponseCache,
@@ -42,7 +42,7 @@ from arena_rl.llm import (
     default_cache_path,
     make_backend,
 )
-from arena_rl.metrics import Signals
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, round_caps
 
 SYSTEM = (
     "You tune the XP economy of one variant in an A/B test of a gamified app. XP can bring "

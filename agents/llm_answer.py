@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arena_rl.economy import ECONOMY_KEYS
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
 
 FORMATS = ("moves", "directions", "values")
 DIRECTIONS = ("raise", "keep", "lower")

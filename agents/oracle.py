@@ -18,10 +18,10 @@ import numpy as np
 
 from agents.common import BaseAgent, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.ground_truth import ScheduleOptimum, best_schedule
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
-from arena_rl.specs import PopulationSpec
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.ground_truth import ScheduleOptimum, best_schedule
+from arena_rl.scenarios.gamification.specs import PopulationSpec
 
 
 @lru_cache(maxsize=16)

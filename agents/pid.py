@@ -25,9 +25,9 @@ import numpy as np
 
 from agents.common import BaseAgent, confident, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import ECONOMY_KEYS
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import METRICS, Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
 
 UNPRICED_XP: Mapping[str, float] = MappingProxyType(
     {
@@ -47,7 +47,7 @@ class PIDController(BaseAgent):
     """Holds ``metric`` at ``setpoint`` by scaling the ``lever`` keys.
 
     Args:
-        metric: the controlled metric (one of ``arena_rl.metrics.METRICS``).
+        metric: the controlled metric (one of ``arena_rl.core.signals.METRICS``).
         setpoint: its target value, in the metric's units (XP per user per day by default).
         kp: proportional gain (fractional change per unit of normalised error).
         ki: integral gain.

@@ -5,7 +5,7 @@ The policy is trained offline by ``scripts/train_ppo.py`` (CleanRL's ppo_continu
 holds everything training and acting must agree on: the features (:func:`policy_features`), the
 network (:class:`ActorCritic`), how a policy action becomes the environment's Box action
 (:func:`env_action`) and the checkpoint format. The agent then converts that Box action into a
-ConfigUpdate exactly as the environment does (:func:`arena_rl.env.action_to_update`).
+ConfigUpdate exactly as the environment does (:func:`arena_rl.envs.parallel.action_to_update`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from torch.distributions.normal import Normal
 
 from agents.common import BaseAgent
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, INTEGER_KEYS
-from arena_rl.env import action_to_update
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.envs.parallel import action_to_update
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, INTEGER_KEYS
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "ppo_default.pt"
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from agents.common import CLOSE_ENOUGH, BaseAgent, toward
-from arena_rl.economy import ECONOMY_KEYS, INTEGER_KEYS
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS, INTEGER_KEYS
 
 
 def _share(low: float, high: float, bound: float) -> float:

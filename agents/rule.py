@@ -25,8 +25,8 @@ import numpy as np
 
 from agents.common import BaseAgent, confident, cost_share, nudged, toward
 from arena_rl.agent import VariantInfo
-from arena_rl.guardrails import ConfigUpdate, GuardrailResult
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.core.signals import Signals
 
 
 class RuleBased(BaseAgent):

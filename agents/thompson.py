@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from agents.arms import ArmBandit, Arms
-from arena_rl.metrics import Signals
+from arena_rl.core.signals import Signals
 
 GRID_PER_SD = 16
 """Grid points per (smallest) posterior sd in :func:`win_probabilities`' integral."""

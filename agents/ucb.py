@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.arms import ArmBandit, Arms
-from arena_rl.metrics import Signals
+from arena_rl.core.signals import Signals
 
 
 class UCB1(ArmBandit):

@@ -1,6 +1,6 @@
-"""``python -m arena_rl serve [hydra overrides]`` and ``python -m arena_rl admin ...``."""
+"""``python -m arena_rl tournament|serve|admin ...``: see :mod:`arena_rl.cli`."""
 
-from arena_rl.server.cli import main
+from arena_rl.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,10 +13,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from arena_rl.env import decode_observation
-from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult
-from arena_rl.metrics import Signals
-from arena_rl.specs import Objective, PopulationSpec, Scenario, load_population, load_scenario
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.specs import (
+    Objective,
+    PopulationSpec,
+    Scenario,
+    load_population,
+    load_scenario,
+)
 
 
 @dataclass(frozen=True)
@@ -185,26 +190,3 @@ class FunctionAgent(BaseAgent):
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
         return as_update(self.decide_fn(signals, dict(current_config)))
-
-
-class AgentPolicy:
-    """Lets any :class:`Agent` drive the PettingZoo or Gymnasium environment directly.
-
-    Call it with an observation vector to get the action (a ConfigUpdate or None, which both
-    environments accept); pass each step's info to :meth:`observe` so the agent hears the
-    guardrails' answers. Usable as a fixed opponent of :func:`arena_rl.gym_env`.
-    """
-
-    def __init__(self, agent: Agent, info: VariantInfo, rng: np.random.Generator) -> None:
-        self.agent = agent
-        agent.reset(info, rng)
-
-    def __call__(self, observation: np.ndarray) -> ConfigUpdate | None:
-        signals, config, _ = decode_observation(observation)
-        return self.agent.decide(signals, config)
-
-    def observe(self, info: Mapping[str, Any]) -> None:
-        """Forward the step's guardrail result (``info["guardrail"]``) to the agent."""
-        result = info.get("guardrail")
-        if result is not None:
-            self.agent.on_result(result)

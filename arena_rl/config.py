@@ -17,11 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from arena_rl.agent import Agent, VariantInfo
-from arena_rl.ground_truth import best_schedule, schedule_value
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import CONF_DIR, population_from_dict, scenario_from_dict
-from arena_rl.stats import MetricValue
-from arena_rl.tournament import TournamentSpec
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
+from arena_rl.scenarios.gamification.specs import CONF_DIR, population_from_dict, scenario_from_dict
+from arena_rl.tournament.play import TournamentSpec
 
 FORMATS = ("ffa", "round_robin")
 

@@ -16,11 +16,11 @@ import numpy as np
 
 from arena_rl.agent import Agent, VariantInfo, action_probability
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
-from arena_rl.economy import EconomyError, validate_overrides
-from arena_rl.env import CONTROL, ArenaParallelEnv
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import compare_to_control, summarise
-from arena_rl.stats import Comparison
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import compare_to_control, summarise
+from arena_rl.core.stats import Comparison
+from arena_rl.envs.parallel import CONTROL, ArenaParallelEnv
+from arena_rl.scenarios.gamification.economy import EconomyError, validate_overrides
 
 CONTROL_ARM = "control_arm"
 """The environment's own control arm in results (an agent may be *named* "control")."""

@@ -23,11 +23,11 @@ import numpy as np
 from agents.llm import LLMAgent
 from arena_rl.agent import VariantInfo
 from arena_rl.config import build_agent, compose_config, settings_from
-from arena_rl.economy import DEFAULT_ECONOMY
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
 from arena_rl.llm.cache import CACHE_ENV
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.stats import MetricValue
-from arena_rl.tournament import play_tournament
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
+from arena_rl.tournament.play import play_tournament
 
 
 def questions(n: int, seed: int = 1) -> list[Signals]:

@@ -13,9 +13,9 @@ import dataclasses
 import json
 import time
 
-from arena_rl.economy import DEFAULT_ECONOMY, economy_array
-from arena_rl.population import Population
-from arena_rl.specs import load_population, load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
+from arena_rl.scenarios.gamification.population import Population
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 
 N_ARMS = 5  # control + 4 treatment variants, the live platform's maximum
 

@@ -27,10 +27,10 @@ import ray
 import yaml
 from mlflow.tracking import MlflowClient
 
-from arena_rl import ratings, runner, tracking
 from arena_rl.config import build_agent
-from arena_rl.specs import CONF_DIR, load_population, load_scenario
-from arena_rl.tournament import TournamentSpec
+from arena_rl.scenarios.gamification.specs import CONF_DIR, load_population, load_scenario
+from arena_rl.tournament import ratings, runner, tracking
+from arena_rl.tournament.play import TournamentSpec
 
 
 def make_specs(args: argparse.Namespace) -> list[TournamentSpec]:

@@ -22,10 +22,10 @@ import numpy as np
 
 import arena_rl
 from agents.common import toward
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
-from arena_rl.env import ArenaParallelEnv
-from arena_rl.ground_truth import best_static_economy, evaluate_economies
-from arena_rl.metrics import compare_to_control, summarise
+from arena_rl.core.signals import compare_to_control, summarise
+from arena_rl.envs.parallel import ArenaParallelEnv
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
+from arena_rl.scenarios.gamification.ground_truth import best_static_economy, evaluate_economies
 
 VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
 NAMES = {"control": "control", **VARIANTS}

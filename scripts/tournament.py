@@ -6,82 +6,11 @@
     python scripts/tournament.py -m '+agents=[ucb,random]' population=default,farmers
     python scripts/tournament.py '+agents=[ucb,random]' ray.address=auto   # join a cluster
 
-Results land in the run's output directory (Hydra's, e.g. outputs/<date>/<time>/): one JSON
-file per finished tournament, written before more are scheduled, so rerunning with the same
-directory (``hydra.run.dir=<dir>``) resumes. Then a leaderboard, and an MLflow parent run with
-one child run per agent (``mlflow ui`` from the project directory shows them).
+The same command is ``python -m arena_rl tournament ...`` wherever arena_rl is installed; the
+app itself is :mod:`arena_rl.tournament.app`.
 """
 
-from __future__ import annotations
-
-import faulthandler
-import json
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from arena_rl import ratings, runner, tracking
-from arena_rl.config import ConfigError, Settings, build_agent, settings_from
-
-
-def run(settings: Settings, out_dir: Path) -> int:
-    """Run every planned tournament, print the leaderboard, log to MLflow; the exit code."""
-    runner.connect(settings.address, settings.num_workers)
-    outcome = runner.run_tournaments(
-        settings.specs,
-        out_dir,
-        build_agent,
-        num_workers=settings.num_workers,
-        max_retries=settings.max_retries,
-        progress=settings.progress,
-    )
-    if not outcome.results:
-        print("no tournament finished", file=sys.stderr)
-        return 1
-    standings = ratings.leaderboard(outcome.results, seed=settings.seed)
-    records = ratings.standings_records(standings)
-    (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
-    print(ratings.format_leaderboard(standings))
-    usage = ratings.format_usage(outcome.results)
-    if usage:
-        print(f"\n{usage}")
-    if outcome.failed:
-        print(f"\n{len(outcome.failed)} tournament(s) failed: {outcome.failed}", file=sys.stderr)
-    if settings.tracking_enabled:
-        run_id = tracking.log_tournament_run(
-            tracking_uri=settings.tracking_uri,
-            experiment=settings.tracking_experiment,
-            run_name=out_dir.name,
-            config=settings.resolved,
-            agent_params={
-                n: {k: v for k, v in c.items() if k != "_target_"} | {"target": c["_target_"]}
-                for n, c in settings.agents.items()
-            },
-            results=outcome.results,
-            standings=records,
-            tags={"git_commit": tracking.git_commit(), "root_seed": str(settings.seed)},
-            out_dir=out_dir,
-        )
-        print(f"\nMLflow run {run_id} (experiment {settings.tracking_experiment!r})")
-    return 130 if outcome.interrupted else (2 if outcome.failed else 0)
-
-
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    faulthandler.enable()  # a native crash (a model's library, say) prints where, not nothing
-    try:
-        settings = settings_from(cfg)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    code = run(settings, out_dir)
-    if code:
-        sys.exit(code)
-
+from arena_rl.tournament.app import main
 
 if __name__ == "__main__":
     main()

@@ -37,9 +37,9 @@ from agents.ppo import (
 )
 from agents.random_agent import RandomAgent
 from arena_rl.agent import Agent
-from arena_rl.env import decode_observation
+from arena_rl.envs.parallel import decode_observation
 from arena_rl.experiment import run_experiment
-from arena_rl.specs import PopulationSpec, load_population
+from arena_rl.scenarios.gamification.specs import PopulationSpec, load_population
 
 TRAIN_SEED_OFFSET = 1_000_000
 """Training episodes use seeds at or above this; evaluation uses small seeds."""

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from arena_rl.guardrails import GuardrailConfig
+from arena_rl.core.guardrails import GuardrailConfig
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 from arena_rl.server import ArenaRuntime, RunningServer, ServeSettings, serve_in_thread
-from arena_rl.specs import load_population, load_scenario
 
 POPULATION = load_population()
 SCENARIO = load_scenario()

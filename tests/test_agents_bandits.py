@@ -21,12 +21,12 @@ from agents.random_agent import RandomAgent
 from agents.thompson import ThompsonSampling
 from agents.ucb import UCB1
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import Confidence, MetricValue
 from arena_rl.experiment import run_experiment
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_scenario
-from arena_rl.stats import Confidence, MetricValue
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.scenarios.gamification.specs import load_scenario
 
 BASE = dict(DEFAULT_ECONOMY)
 ARMS = {

@@ -14,11 +14,11 @@ import pytest
 from agents.bayesopt import GPBayesOpt, expected_improvement, latin_hypercube
 from agents.common import reward
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
-from arena_rl.guardrails import ConfigUpdate
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.specs import load_scenario
-from arena_rl.stats import MetricValue
+from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.scenarios.gamification.specs import load_scenario
 
 BOX = {"scanXp": [0.5, 2.0], "firstScanOfDayXp": [0.1, 1.5]}
 

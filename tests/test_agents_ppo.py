@@ -25,12 +25,17 @@ from agents.ppo import (
     save_checkpoint,
 )
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, INTEGER_KEYS, validate_overrides
-from arena_rl.env import decode_observation
+from arena_rl.core.guardrails import GuardrailResult
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.envs.parallel import decode_observation
 from arena_rl.experiment import run_experiment
-from arena_rl.guardrails import GuardrailResult
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.stats import MetricValue
+from arena_rl.scenarios.gamification.economy import (
+    DEFAULT_ECONOMY,
+    ECONOMY_KEYS,
+    INTEGER_KEYS,
+    validate_overrides,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_users": 1500, "days": 10}

@@ -17,11 +17,11 @@ from agents.pid import PIDController
 from agents.random_agent import RandomAgent
 from agents.rule import RuleBased
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.core.guardrails import GuardrailResult
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
 from arena_rl.experiment import run_experiment
-from arena_rl.guardrails import GuardrailResult
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.stats import MetricValue
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
 
 BASE = dict(DEFAULT_ECONOMY)
 

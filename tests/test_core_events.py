@@ -23,9 +23,9 @@ from arena_rl.core.events import (
     UserDay,
 )
 from arena_rl.core.experiment import ExperimentCore
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig
 from arena_rl.experiment import ExperimentResult, run_experiment
-from arena_rl.guardrails import ConfigUpdate, GuardrailConfig
-from arena_rl.specs import load_population, load_scenario
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 
 
 class Recorder:

@@ -1,4 +1,5 @@
-"""Tests for arena_rl.economy: defaults, the resolution chain, validation, caps and arrays."""
+"""Tests for the XP economy (arena_rl.scenarios.gamification.economy): defaults, the
+resolution chain, validation, caps and arrays."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from arena_rl.economy import (
+from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
     ECONOMY_KEYS,
     INTEGER_KEYS,
@@ -30,7 +31,7 @@ LIVE_DEFAULTS = {
     "scanDailyCap": 20,
     "feedbackDailyCap": 10,
 }
-"""DESIGN.md §3.1, as on the live platform."""
+"""The live platform's defaults."""
 
 
 # --- defaults ---------------------------------------------------------------------------------

@@ -10,9 +10,14 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import arena_rl
-from arena_rl.economy import DEFAULT_ECONOMY
-from arena_rl.env import OBS_SIZE, action_to_update, decode_observation, encode_observation
-from arena_rl.guardrails import ConfigUpdate, RejectionCode
+from arena_rl.core.guardrails import ConfigUpdate, RejectionCode
+from arena_rl.envs.parallel import (
+    OBS_SIZE,
+    action_to_update,
+    decode_observation,
+    encode_observation,
+)
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
 
 SMALL = {"n_users": 600, "days": 10}
 

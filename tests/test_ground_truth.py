@@ -1,4 +1,5 @@
-"""Tests for arena_rl.ground_truth: the expected objective of static economies and the oracle."""
+"""Tests for the ground truth (arena_rl.scenarios.gamification.ground_truth): the expected
+objective of static economies and the oracle."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from arena_rl.economy import (
+from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
     ECONOMY_KEYS,
     INTEGER_KEYS,
     economy_array,
     validate_overrides,
 )
-from arena_rl.ground_truth import (
+from arena_rl.scenarios.gamification.ground_truth import (
     UPPER_BOUND,
     StaticOptimum,
     _clamped,
@@ -23,7 +24,7 @@ from arena_rl.ground_truth import (
     evaluate_economies,
     evaluate_schedules,
 )
-from arena_rl.specs import load_population, load_scenario
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 
 SPEC = load_population("default")
 SCENARIO = load_scenario("default")

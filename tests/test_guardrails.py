@@ -9,8 +9,7 @@ import pickle
 import pytest
 from scipy.stats import fisher_exact
 
-from arena_rl.economy import DEFAULT_ECONOMY, EconomyError
-from arena_rl.guardrails import (
+from arena_rl.core.guardrails import (
     AuditEntry,
     ClampedDelta,
     ConfigUpdate,
@@ -19,6 +18,7 @@ from arena_rl.guardrails import (
     Guardrails,
     RejectionCode,
 )
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, EconomyError
 
 S = ExperimentStatus
 R = RejectionCode

@@ -18,11 +18,15 @@ import pytest
 from agents.llm import DEFAULT_MOVES, LLMAgent
 from agents.llm_answer import answer_schema, parse_answer
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
 from arena_rl.experiment import ExperimentResult, run_experiment
 from arena_rl.llm import LLMClient, ResponseCache, Sampling, make_backend, smollm2_path
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.stats import MetricValue
+from arena_rl.scenarios.gamification.economy import (
+    DEFAULT_ECONOMY,
+    ECONOMY_KEYS,
+    validate_overrides,
+)
 
 pytestmark = pytest.mark.llm
 

@@ -10,7 +10,11 @@ import pytest
 from agents.llm import LLMAgent, _summary
 from agents.llm_answer import answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, validate_overrides
+from arena_rl.scenarios.gamification.economy import (
+    DEFAULT_ECONOMY,
+    ECONOMY_KEYS,
+    validate_overrides,
+)
 
 KEYS = list(ECONOMY_KEYS)
 

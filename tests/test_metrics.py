@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from arena_rl.economy import DEFAULT_ECONOMY, economy_array
-from arena_rl.metrics import METRICS, compare_to_control, signals, summarise
-from arena_rl.population import Population
-from arena_rl.specs import load_population, load_scenario
-from arena_rl.stats import MeanSummary, fisher, welch
+from arena_rl.core.signals import METRICS, compare_to_control, signals, summarise
+from arena_rl.core.stats import MeanSummary, fisher, welch
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
+from arena_rl.scenarios.gamification.population import Population
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 
 
 def run(n_arms: int, users_per_arm: int, days: int, seed: int, economies=None) -> Population:

@@ -1,5 +1,6 @@
-"""Tests for arena_rl.population: determinism, balanced assignment, and the direction of every
-behavioural mechanism of DESIGN.md §3.2.
+"""Tests for the synthetic population (arena_rl.scenarios.gamification.population):
+determinism, balanced assignment, and the direction of every behavioural mechanism the model
+claims (docs/population.md).
 
 Mechanism tests compare arms of one ``twins=True`` population: every arm holds the same users
 and sees the same daily random draws (common random numbers), so an arm difference is caused by
@@ -18,9 +19,14 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pytest
 
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, economy_array
-from arena_rl.population import STATE_FIELDS, DayOutcome, Population
-from arena_rl.specs import PopulationSpec, Scenario, load_population, load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, economy_array
+from arena_rl.scenarios.gamification.population import STATE_FIELDS, DayOutcome, Population
+from arena_rl.scenarios.gamification.specs import (
+    PopulationSpec,
+    Scenario,
+    load_population,
+    load_scenario,
+)
 
 SPECS = {name: load_population(name) for name in ("default", "farmers", "casual")}
 SCENARIO = load_scenario("default")

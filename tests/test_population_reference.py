@@ -23,9 +23,14 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, economy_array
-from arena_rl.population import STATE_FIELDS, Population, _EconomyResponse, _uniforms
-from arena_rl.specs import TRAITS, Behaviour, load_population, load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, economy_array
+from arena_rl.scenarios.gamification.population import (
+    STATE_FIELDS,
+    Population,
+    _EconomyResponse,
+    _uniforms,
+)
+from arena_rl.scenarios.gamification.specs import TRAITS, Behaviour, load_population, load_scenario
 
 N_USERS = 200
 MAX_TIES = 2

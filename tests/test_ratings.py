@@ -12,9 +12,14 @@ import pytest
 from hydra.utils import instantiate
 
 from arena_rl.experiment import CONTROL_ARM
-from arena_rl.ratings import AgentStanding, format_leaderboard, leaderboard, standings_records
-from arena_rl.specs import load_population, load_scenario
-from arena_rl.tournament import TournamentResult, TournamentSpec, play_tournament
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.tournament.play import TournamentResult, TournamentSpec, play_tournament
+from arena_rl.tournament.ratings import (
+    AgentStanding,
+    format_leaderboard,
+    leaderboard,
+    standings_records,
+)
 
 CHEAP_AGENTS: dict[str, dict[str, Any]] = {
     "rule": {"_target_": "agents.rule.RuleBased"},

@@ -21,11 +21,11 @@ from hydra.utils import instantiate
 from ray import cloudpickle
 
 from arena_rl.agent import Agent, VariantInfo
-from arena_rl.guardrails import ConfigUpdate, GuardrailResult
-from arena_rl.metrics import Signals
-from arena_rl.runner import FAILED_FILE, RESULTS_DIR, RunOutcome, run_tournaments
-from arena_rl.specs import CONF_DIR, load_population, load_scenario
-from arena_rl.tournament import TournamentResult, TournamentSpec
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.specs import CONF_DIR, load_population, load_scenario
+from arena_rl.tournament.play import TournamentResult, TournamentSpec
+from arena_rl.tournament.runner import FAILED_FILE, RESULTS_DIR, RunOutcome, run_tournaments
 
 pytestmark = pytest.mark.ray
 

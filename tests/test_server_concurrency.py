@@ -10,7 +10,7 @@ from server_support import serve
 from tendedloop_agent import Agent, ConfigUpdate
 from tendedloop_agent.types import Signals
 
-from arena_rl.guardrails import GuardrailConfig
+from arena_rl.core.guardrails import GuardrailConfig
 
 STEPS = 200
 

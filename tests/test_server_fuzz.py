@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_support import settings as server_settings
 
-from arena_rl.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
 from arena_rl.server import ArenaRuntime, create_app
 
 RUNTIME = ArenaRuntime(server_settings(variants=("Alpha", "Beta")))

@@ -9,7 +9,7 @@ import pytest
 from server_support import Receiver, serve, verify
 from tendedloop_agent import Agent, ConfigUpdate
 
-from arena_rl.guardrails import GuardrailConfig
+from arena_rl.core.guardrails import GuardrailConfig
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Tests for arena_rl.specs: presets load, and every mistake is caught with a message that says
-which file, segment and field is wrong."""
+"""Tests for presets (arena_rl.scenarios.gamification.specs): they load, and every mistake is
+caught with a message that says which file, segment and field is wrong."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from arena_rl.economy import DEFAULT_ECONOMY, EconomyError
-from arena_rl.specs import (
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, EconomyError
+from arena_rl.scenarios.gamification.specs import (
     CONF_DIR,
     TRAITS,
     Behaviour,

@@ -1,4 +1,4 @@
-"""Tests for arena_rl.stats: each test checks numbers against scipy or a published table."""
+"""Tests for arena_rl.core.stats: each test checks numbers against scipy or a published table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from arena_rl.stats import (
+from arena_rl.core.stats import (
     Comparison,
     MeanSummary,
     MetricValue,

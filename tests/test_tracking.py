@@ -28,13 +28,13 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from arena_rl.core.signals import METRICS
 from arena_rl.experiment import CONTROL_ARM
-from arena_rl.metrics import METRICS
-from arena_rl.plots import leaderboard_plot, mean_history, trajectories_plot
-from arena_rl.ratings import leaderboard, standings_records
-from arena_rl.specs import load_population, load_scenario
-from arena_rl.tournament import TournamentResult, TournamentSpec, play_tournament
-from arena_rl.tracking import TRUNCATED, default_tracking_uri, log_tournament_run
+from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.tournament.play import TournamentResult, TournamentSpec, play_tournament
+from arena_rl.tournament.plots import leaderboard_plot, mean_history, trajectories_plot
+from arena_rl.tournament.ratings import leaderboard, standings_records
+from arena_rl.tournament.tracking import TRUNCATED, default_tracking_uri, log_tournament_run
 
 pytestmark = [
     # MLflow 3.17's SQLAlchemy models use the `noload` loader, deprecated in SQLAlchemy 2.1;

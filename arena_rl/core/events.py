@@ -20,8 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from arena_rl.guardrails import AuditEntry, ConfigUpdate
-from arena_rl.metrics import Signals
+from arena_rl.core.guardrails import AuditEntry, ConfigUpdate
+from arena_rl.core.signals import Signals
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from arena_rl.core.events import (
     UpdateResolved,
     UserDay,
 )
-from arena_rl.economy import economy_array
-from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
-from arena_rl.metrics import Signals, Summaries, signals, summarise
-from arena_rl.population import DayOutcome, Population
-from arena_rl.specs import PopulationSpec, Scenario
-from arena_rl.stats import RatioSummary
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
+from arena_rl.core.signals import Signals, Summaries, signals, summarise
+from arena_rl.core.stats import RatioSummary
+from arena_rl.scenarios.gamification.economy import economy_array
+from arena_rl.scenarios.gamification.population import DayOutcome, Population
+from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from arena_rl.guardrails import ExperimentStatus
+from arena_rl.core.guardrails import ExperimentStatus
 from arena_rl.server.runtime import ArenaRuntime
 from arena_rl.server.state import NotRunningError
 from arena_rl.server.tokens import TokenClaims, TokenError

@@ -1,4 +1,4 @@
-"""Command line: ``python -m arena_rl serve [overrides]`` and ``python -m arena_rl admin ...``.
+"""The server's commands: ``python -m arena_rl serve [overrides]`` and ``... admin ...``.
 
 ``serve`` is a Hydra app over ``conf/serve.yaml`` (like ``scripts/tournament.py``: overrides,
 ``--cfg job``, ``hydra.run.dir=...``). ``admin`` talks to a running server's admin routes with
@@ -16,18 +16,11 @@ from typing import Any
 
 import httpx
 
-from arena_rl.specs import CONF_DIR
-
-USAGE = """usage: python -m arena_rl serve [hydra overrides ...]
-       python -m arena_rl admin {state,pause,resume,complete,advance,reset-breaker,log} ...
-
-  serve   serve the live Arena API from the simulator (conf/serve.yaml; e.g. variants=2
-          time.mode=manual port=0); strategy tokens land in <manifest_dir>/<variant>.json
-  admin   control a running server: see `python -m arena_rl admin --help`
-"""
+from arena_rl.scenarios.gamification.specs import CONF_DIR
 
 
-def _serve(overrides: Sequence[str]) -> int:
+def serve() -> int:
+    """Serve the live Arena API; Hydra reads the overrides from ``sys.argv``."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
@@ -51,7 +44,6 @@ def _serve(overrides: Sequence[str]) -> int:
             print(f"error: cannot serve on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
             sys.exit(2)
 
-    sys.argv = [f"{sys.argv[0]} serve", *overrides]
     app()
     return 0
 
@@ -116,13 +108,3 @@ def _call(url: str, token: str, method: str, path: str, body: dict[str, Any] | N
         return 1
     print(json.dumps(payload.get("data"), indent=2))
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "serve":
-        return _serve(args[1:])
-    if args and args[0] == "admin":
-        return admin(args[1:])
-    print(USAGE, file=sys.stderr)
-    return 0 if args[:1] in (["-h"], ["--help"]) else 2

@@ -16,10 +16,15 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from arena_rl.guardrails import GuardrailConfig
+from arena_rl.core.guardrails import GuardrailConfig
+from arena_rl.scenarios.gamification.specs import (
+    CONF_DIR,
+    SpecError,
+    population_from_dict,
+    scenario_from_dict,
+)
 from arena_rl.server.clock import DEFAULT_EPOCH, MINUTES_PER_DAY, parse_epoch
 from arena_rl.server.settings import ServeSettings
-from arena_rl.specs import CONF_DIR, SpecError, population_from_dict, scenario_from_dict
 
 
 class ServeConfigError(ValueError):

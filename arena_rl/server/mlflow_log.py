@@ -1,10 +1,11 @@
 """Log the served experiment to MLflow exactly like one tournament, decisions included.
 
-The served experiment becomes one :class:`~arena_rl.tournament.TournamentResult` (index 0, one
-"agent" per treatment variant, named after it), so ``arena_rl.tracking.log_tournament_run`` gives
-the same parent/child runs, leaderboard, histories and ``audit.parquet`` (with every decision's
-reasoning) as a tournament. The full API-shaped decision log goes next to it as
-``decisions.json``. Regret is NaN: a served experiment has no ground-truth plan search.
+The served experiment becomes one :class:`~arena_rl.tournament.play.TournamentResult` (index 0,
+one "agent" per treatment variant, named after it), so
+``arena_rl.tournament.tracking.log_tournament_run`` gives the same parent/child runs,
+leaderboard, histories and ``audit.parquet`` (with every decision's reasoning) as a tournament.
+The full API-shaped decision log goes next to it as ``decisions.json``. Regret is NaN: a served
+experiment has no ground-truth plan search.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from arena_rl import ratings, tracking
 from arena_rl.experiment import CONTROL_ARM
 from arena_rl.server.state import ServedExperiment
-from arena_rl.tournament import TournamentResult
+from arena_rl.tournament import ratings, tracking
+from arena_rl.tournament.play import TournamentResult
 
 
 def served_result(exp: ServedExperiment) -> tuple[TournamentResult, dict[str, Any]]:

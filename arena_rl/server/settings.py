@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena_rl.guardrails import GuardrailConfig
+from arena_rl.core.guardrails import GuardrailConfig
+from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 from arena_rl.server.clock import DEFAULT_EPOCH, TimeMode
-from arena_rl.specs import PopulationSpec, Scenario
 
 MAX_TREATMENTS = 4
 """The live platform allows at most five variants: four treatments and a control."""

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from arena_rl.core.events import DailyHistory
 from arena_rl.core.experiment import ExperimentCore
-from arena_rl.guardrails import (
+from arena_rl.core.guardrails import (
     ConfigUpdate,
     ExperimentStatus,
     GuardrailConfig,
@@ -30,12 +30,12 @@ from arena_rl.guardrails import (
     Guardrails,
     RejectionCode,
 )
-from arena_rl.metrics import METRICS, compare_to_control, summarise
-from arena_rl.population import Population
+from arena_rl.core.signals import METRICS, compare_to_control, summarise
+from arena_rl.core.stats import RatioSummary
+from arena_rl.scenarios.gamification.population import Population
+from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 from arena_rl.server.clock import MINUTES_PER_DAY, SimClock
 from arena_rl.server.wire import act_response, coerce, decision_entry, wire_config
-from arena_rl.specs import PopulationSpec, Scenario
-from arena_rl.stats import RatioSummary
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 """(variant id, event name, event data) -> None; must not block."""

@@ -10,8 +10,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from arena_rl.economy import INTEGER_KEYS
-from arena_rl.guardrails import GuardrailResult
+from arena_rl.core.guardrails import GuardrailResult
+from arena_rl.scenarios.gamification.economy import INTEGER_KEYS
 
 Iso = Callable[..., str]
 

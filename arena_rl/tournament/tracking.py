@@ -45,10 +45,10 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from arena_rl import ratings
 from arena_rl.experiment import CONTROL_ARM
-from arena_rl.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
-from arena_rl.tournament import TournamentResult
+from arena_rl.tournament import ratings
+from arena_rl.tournament.play import TournamentResult
+from arena_rl.tournament.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
 
 __all__ = [
     "DEFAULT_DB",

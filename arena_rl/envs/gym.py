@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from arena_rl.env import Action, ArenaParallelEnv
+from arena_rl.envs.parallel import Action, ArenaParallelEnv
 
 Opponent = Callable[[np.ndarray], Action]
 
@@ -67,7 +67,7 @@ class ArenaGymEnv(gym.Env):
 
 
 GYM_ID = "arena_rl/Arena-v0"
-gym.register(id=GYM_ID, entry_point="arena_rl.gym_env:ArenaGymEnv")
+gym.register(id=GYM_ID, entry_point="arena_rl.envs.gym:ArenaGymEnv")
 
 
 def gym_env(**kwargs: Any) -> ArenaGymEnv:

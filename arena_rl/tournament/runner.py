@@ -32,7 +32,7 @@ from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
 from arena_rl.agent import Agent
-from arena_rl.tournament import AgentFactory, TournamentResult, TournamentSpec, play_tournament
+from arena_rl.tournament.play import AgentFactory, TournamentResult, TournamentSpec, play_tournament
 
 RESULTS_DIR = "tournaments"
 """Subdirectory of the output directory holding one JSON file per finished tournament."""

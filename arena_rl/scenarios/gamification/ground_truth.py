@@ -14,9 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arena_rl.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, INTEGER_KEYS, economy_array
-from arena_rl.population import Population
-from arena_rl.specs import PopulationSpec, Scenario
+from arena_rl.scenarios.gamification.economy import (
+    DEFAULT_ECONOMY,
+    ECONOMY_KEYS,
+    INTEGER_KEYS,
+    economy_array,
+)
+from arena_rl.scenarios.gamification.population import Population
+from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 SEARCH_MULTIPLIERS = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0, 1.2, 1.45, 2.0, 3.0)
 REFINE_MULTIPLIERS = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)

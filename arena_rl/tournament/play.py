@@ -18,8 +18,8 @@ import numpy as np
 
 from arena_rl.agent import Agent
 from arena_rl.experiment import CONTROL_ARM, run_experiment
-from arena_rl.ground_truth import best_schedule, schedule_value
-from arena_rl.specs import PopulationSpec, Scenario
+from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
+from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
 """Builds an agent from its name and config (``_target_`` + hyperparameters)."""

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from arena_rl.economy import EconomyError, resolve_economy
+from arena_rl.scenarios.gamification.economy import EconomyError, resolve_economy
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 """The Hydra config tree; presets are looked up here by name. It is ``conf/`` at the top of a
 checkout, linked into the package (``arena_rl/conf``) so that an installed arena_rl ships it."""
 

@@ -5,7 +5,7 @@ RETENTION_RATE the last seven days, STREAK_LENGTH the current streak, and MISSIO
 and FEEDBACK_QUALITY everything since enrolment. Each metric is summarised per arm with one
 reduction over the user axis; statistics vs control (Welch's t, Fisher's exact with a
 design-effect correction for metrics whose trials cluster within users, Holm across arms) come
-from :mod:`arena_rl.stats`.
+from :mod:`arena_rl.core.stats`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arena_rl.population import WEEK_MASK, Population
-from arena_rl.stats import (
+from arena_rl.core.stats import (
     Comparison,
     MeanSummary,
     MetricValue,
@@ -25,6 +24,7 @@ from arena_rl.stats import (
     holm_adjust,
     welch,
 )
+from arena_rl.scenarios.gamification.population import WEEK_MASK, Population
 
 METRICS: tuple[str, ...] = (
     "SCAN_FREQUENCY",

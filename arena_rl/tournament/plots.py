@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from arena_rl.experiment import CONTROL_ARM
-from arena_rl.tournament import TournamentResult
+from arena_rl.tournament.play import TournamentResult
 
 __all__ = ["OBJECTIVE", "as_record", "leaderboard_plot", "mean_history", "trajectories_plot"]
 
@@ -85,7 +85,8 @@ def leaderboard_plot(
 
     Args:
         standings: leaderboard rows (mappings or dataclasses) with ``name``, each field and its
-            CI bounds ``<field>_lo`` / ``<field>_hi``, as ``arena_rl.ratings`` makes them;
+            CI bounds ``<field>_lo`` / ``<field>_hi``, as :mod:`arena_rl.tournament.ratings`
+            makes them;
             ordered by ``rank`` when they have it, else by the first field, descending.
         fields: what to plot; fields no row has are left out. ``lift`` gets a line at 0 (the
             control arm).

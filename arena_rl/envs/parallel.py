@@ -18,12 +18,17 @@ from pettingzoo import ParallelEnv
 
 from arena_rl.core.events import Subscriber
 from arena_rl.core.experiment import ExperimentCore
-from arena_rl.economy import ECONOMY_KEYS, round_caps
-from arena_rl.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
-from arena_rl.metrics import METRICS, Signals
-from arena_rl.population import Population
-from arena_rl.specs import PopulationSpec, Scenario, load_population, load_scenario
-from arena_rl.stats import MetricValue
+from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
+from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS, round_caps
+from arena_rl.scenarios.gamification.population import Population
+from arena_rl.scenarios.gamification.specs import (
+    PopulationSpec,
+    Scenario,
+    load_population,
+    load_scenario,
+)
 
 CONTROL = "control"
 COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")

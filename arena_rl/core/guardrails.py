@@ -1,6 +1,6 @@
 """The five guardrails every agent update passes, in order, and the audit log of every decision.
 
-The order is the live platform's (DESIGN.md §3.4): control lock, status gate, circuit breaker,
+The order is the live platform's: control lock, status gate, circuit breaker,
 then input validation, rate limiter and delta clamp. The clamp follows the documented production
 rule (±``delta_limit_pct`` of the *current* value, so updates compound), not the demo server's
 fixed-baseline window. Time is simulated days (floats); nothing here reads a clock or a global
@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import fisher_exact
 
-from arena_rl.economy import (
+from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
     INTEGER_KEYS,
     EconomyError,

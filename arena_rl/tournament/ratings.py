@@ -20,8 +20,8 @@ import numpy.typing as npt
 from openskill.models import PlackettLuce
 from scipy.stats import rankdata
 
-from arena_rl.stats import bootstrap_mean_ci
-from arena_rl.tournament import TournamentResult
+from arena_rl.core.stats import bootstrap_mean_ci
+from arena_rl.tournament.play import TournamentResult
 
 __all__ = [
     "AgentStanding",

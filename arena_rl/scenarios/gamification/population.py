@@ -19,8 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arena_rl.economy import ECONOMY_KEYS
-from arena_rl.specs import TRAITS, Behaviour, Distribution, PopulationSpec, Scenario
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
+from arena_rl.scenarios.gamification.specs import (
+    TRAITS,
+    Behaviour,
+    Distribution,
+    PopulationSpec,
+    Scenario,
+)
 
 F32 = np.float32
 LN2 = math.log(2.0)

@@ -1,0 +1,39 @@
+"""The command line: ``python -m arena_rl tournament|serve|admin ...``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage: python -m arena_rl tournament [hydra overrides ...]
+       python -m arena_rl serve [hydra overrides ...]
+       python -m arena_rl admin {state,pause,resume,complete,advance,reset-breaker,log} ...
+
+  tournament  seeded tournaments of agents (conf/config.yaml; e.g. '+agents=[ucb,pid]'), as
+              scripts/tournament.py runs them
+
+  serve   serve the live Arena API from the simulator (conf/serve.yaml; e.g. variants=2
+          time.mode=manual port=0); strategy tokens land in <manifest_dir>/<variant>.json
+  admin   control a running server: see `python -m arena_rl admin --help`
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("tournament", "serve"):
+        sys.argv = [f"{sys.argv[0]} {args[0]}", *args[1:]]  # Hydra reads its overrides here
+    if args and args[0] == "tournament":
+        from arena_rl.tournament.app import main as tournament
+
+        tournament()
+        return 0
+    if args and args[0] == "serve":
+        from arena_rl.server.cli import serve
+
+        return serve()
+    if args and args[0] == "admin":
+        from arena_rl.server.cli import admin
+
+        return admin(args[1:])
+    print(USAGE, file=sys.stderr)
+    return 0 if args[:1] in (["-h"], ["--help"]) else 2
