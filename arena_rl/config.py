@@ -33,12 +33,16 @@ class ConfigError(ValueError):
 @dataclass
 class TournamentConf:
     n_tournaments: int = 4
+    """Seeded tournaments (per pair, for round_robin)."""
     days: int | None = None
     """Days per tournament; null = the scenario's."""
     format: str = "ffa"
+    """ffa: all agents in one experiment; round_robin: every pair in its own."""
     max_retries: int = 2
+    """Retries of a tournament whose worker died."""
     decision_timeout_s: float | None = 60.0
-    """A decision slower than this is a fault and is dropped; null: no limit."""
+    """A decision slower than this is a fault and is dropped; null: no limit. The local LLM
+    takes seconds per decision, hence a minute."""
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RayConf:
     address: str | None = None
     """null: start a local Ray; "auto" or "ray://host:port": join a cluster."""
     num_workers: int = 2
+    """Worker actors, one CPU each."""
 
 
 @dataclass
@@ -59,10 +64,12 @@ class TrackingConf:
 @dataclass
 class RootConf:
     seed: int = 0
+    """Root seed: every tournament, population and agent stream is spawned from it."""
     tournament: TournamentConf = field(default_factory=TournamentConf)
     ray: RayConf = field(default_factory=RayConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     progress: bool = True
+    """A progress bar on the driver."""
     population: Any = None
     scenario: Any = None
     agents: Any = None

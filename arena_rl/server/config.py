@@ -34,60 +34,86 @@ class ServeConfigError(ValueError):
 @dataclass
 class TimeConf:
     mode: str = "realtime"
+    """realtime: ``seconds_per_day`` wall seconds per simulated day; manual: admin advances."""
     seconds_per_day: float = 60.0
     epoch: str = DEFAULT_EPOCH
+    """The wall-clock-like instant of simulated time 0 on the wire."""
+
+
+_RAILS = GuardrailConfig()
 
 
 @dataclass
 class ServeGuardrailsConf:
+    """The live platform's guardrails. Three settings differ from a tournament's on purpose:
+    the rate limit is counted in simulated minutes (the live API's ``updateIntervalMin``, 60
+    there); breakers wait for a researcher's reset (``admin reset-breaker``), as on the live
+    platform, where a tournament has no researcher and resets them itself; and so the cool-down
+    before that reset is a day, not the three a tournament waits before resetting on its own."""
+
     update_interval_min: float = 60.0
-    delta_limit_pct: float = 50.0
-    breaker_rejection_limit: int = 3
+    delta_limit_pct: float = _RAILS.delta_limit_pct
+    breaker_rejection_limit: int = _RAILS.breaker_rejection_limit
     breaker_cooldown_days: float = 1.0
-    breaker_retention_floor: float = 0.2
+    breaker_retention_floor: float = _RAILS.breaker_retention_floor
     auto_reset: bool = False
 
 
 @dataclass
 class WebhooksConf:
     max_attempts: int = 4
+    """First try included."""
     backoff_s: float = 0.5
+    """Wait before the first retry; doubles each retry."""
     timeout_s: float = 5.0
 
 
 @dataclass
 class HeartbeatConf:
     timeout_factor: float = 3.0
+    """heartbeat_timeout after this many requested poll intervals of silence."""
     check_interval_s: float = 1.0
+    """Wall seconds between liveness checks."""
 
 
 @dataclass
 class AnomalyConf:
     clamped_streak: int = 4
+    """Consecutive max-delta (clamped) updates that raise anomaly_detected."""
     retention_below: float = 0.3
+    """Retention under this (n >= 30) raises anomaly_detected."""
 
 
 @dataclass
 class ServeTrackingConf:
     enabled: bool = True
     uri: str | None = None
+    """null: sqlite:///<cwd>/mlflow.db."""
     experiment: str = "arena_rl_served"
     on_complete: bool = True
+    """Log automatically when the experiment completes."""
 
 
 @dataclass
 class ServeConf:
     seed: int = 0
+    """Population, ids and arm assignment come from it."""
     host: str = "127.0.0.1"
+    """Bind address; 0.0.0.0 exposes the server (the SDK needs https then)."""
     port: int = 7860
+    """0 picks a free port (the manifests say which)."""
     experiment_name: str = "arena_rl served experiment"
     variants: Any = 1
+    """Treatment variants: a count (Treatment-1, ...) or a list of names (max 4)."""
     control_name: str = "Control"
     days: int | None = None
+    """Horizon in simulated days (completes there); null = the scenario's."""
     time: TimeConf = field(default_factory=TimeConf)
     guardrails: ServeGuardrailsConf = field(default_factory=ServeGuardrailsConf)
     manifest_dir: str | None = None
+    """null: <hydra output dir>/manifests."""
     token_secret: str | None = None
+    """null: random per start; set it to keep tokens valid across restarts."""
     webhooks: WebhooksConf = field(default_factory=WebhooksConf)
     heartbeat: HeartbeatConf = field(default_factory=HeartbeatConf)
     anomaly: AnomalyConf = field(default_factory=AnomalyConf)
