@@ -3,7 +3,9 @@
 Usage: ``python scripts/bench_sim.py [--days 20] [--repeats 3] [--sizes 10000 100000 1000000]``
 
 Runs in one process on one core (NumPy's element-wise kernels are single-threaded). Every user
-is enrolled from day 0 so each day touches all of them. Prints a table, then one JSON line.
+is enrolled from day 0 so each day touches all of them. Prints a table, then the experiment
+core's whole day (population, signals, harm checks) at the reference size with no subscriber,
+with a subscriber of day events, and with one of user-level events; then one JSON line.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 
+from arena_rl.core.events import Event
+from arena_rl.core.experiment import ExperimentCore
+from arena_rl.core.guardrails import GuardrailConfig
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
 from arena_rl.scenarios.gamification.population import Population
 from arena_rl.scenarios.gamification.specs import load_population, load_scenario
@@ -35,6 +41,35 @@ def measure(n_users: int, days: int, repeats: int) -> tuple[float, float]:
     return best, pop.state_nbytes() / (pop.users_per_arm * N_ARMS)
 
 
+class _Counter:
+    """Counts what it is given (the cheapest consumer that still receives every event)."""
+
+    def __init__(self, user_events: bool) -> None:
+        self.user_events, self.events = user_events, 0
+
+    def on_day(self, events: Sequence[Event]) -> None:
+        self.events += len(events)
+
+
+def measure_core(n_users: int, days: int, repeats: int, consumer: _Counter | None) -> float:
+    """Best-of-``repeats`` user-days/s of ExperimentCore.step_day."""
+    spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
+    arms = ["control", *(f"variant_{i}" for i in range(1, N_ARMS))]
+    best = 0.0
+    for seed in range(repeats):
+        subscribers = [consumer] if consumer is not None else []
+        core = ExperimentCore(
+            spec, load_scenario("default"), arms, seed, n_users, GuardrailConfig(), subscribers
+        )
+        core.step_day()
+        start = time.perf_counter()
+        for _ in range(days):
+            core.step_day()
+        users = core.population.users_per_arm * N_ARMS
+        best = max(best, users * days / (time.perf_counter() - start))
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=20)
@@ -49,11 +84,21 @@ def main() -> None:
         print(f"{n:>10,}  {rate:>14,.0f}  {1e9 / rate:>11.1f}  {nbytes:>10.0f}")
     reference = 100_000 if 100_000 in results else args.sizes[0]
     rate, nbytes = results[reference]
+    print(f"\nexperiment core, one whole day at {reference:,} users:")
+    core = {}
+    for label, consumer in (
+        ("no subscriber", None),
+        ("day events", _Counter(user_events=False)),
+        ("user-level events", _Counter(user_events=True)),
+    ):
+        core[label] = measure_core(reference, args.days, args.repeats, consumer)
+        print(f"  {label:<18} {core[label]:>14,.0f} user-days/s")
     print(json.dumps({
         "user_days_per_s": round(rate),
         "users": reference,
         "bytes_per_user": round(nbytes, 1),
         "by_size": {str(n): round(r) for n, (r, _) in results.items()},
+        "core_user_days_per_s": {k: round(v) for k, v in core.items()},
     }))  # fmt: skip
 
 
