@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from arena_rl.agent import Agent, VariantInfo
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.signals import METRICS, Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
@@ -189,7 +190,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     for name, conf in agents.items():
         if not isinstance(conf, dict) or "_target_" not in conf:
             raise ConfigError(f"agents.{name}: expected a config with _target_, got {conf!r}")
-        if name == "control_arm":
+        if name == CONTROL_ARM:
             raise ConfigError("agents.control_arm: the name is reserved for the control arm")
     t = resolved["tournament"]
     n_tournaments = _positive(t["n_tournaments"], "tournament.n_tournaments")

@@ -16,14 +16,12 @@ import numpy as np
 
 from arena_rl.agent import Agent, VariantInfo, action_probability
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import compare_to_control, summarise
 from arena_rl.core.stats import Comparison
-from arena_rl.envs.parallel import CONTROL, ArenaParallelEnv
+from arena_rl.envs.parallel import ArenaParallelEnv
 from arena_rl.scenarios.gamification.economy import EconomyError, validate_overrides
-
-CONTROL_ARM = "control_arm"
-"""The environment's own control arm in results (an agent may be *named* "control")."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ def run_experiment(
     """Run one experiment with one arm per agent, plus control.
 
     Args:
-        agents: name -> agent, in arm order; names must be distinct and not "control".
+        agents: name -> agent, in arm order; names must be distinct and not ``CONTROL_ARM``.
         seed: root seed: the population and each agent's generator are spawned from it.
         decision_timeout_s: a decision that takes longer is a fault and is dropped (checked
             after the call returns; wall-clock, so it depends on the machine).
@@ -143,7 +141,7 @@ def run_experiment(
             if result is not None:
                 agent.on_result(result)
 
-    renamed = {variant_of[n]: n for n in names} | {CONTROL: CONTROL_ARM}
+    renamed = {variant_of[n]: n for n in names} | {CONTROL_ARM: CONTROL_ARM}
     comparisons = [
         dataclasses.replace(c, variant=renamed[c.variant])
         for c in compare_to_control(summarise(core.population), list(env.possible_agents))

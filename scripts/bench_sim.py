@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from arena_rl.core.events import Event
-from arena_rl.core.experiment import ExperimentCore
+from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import GuardrailConfig
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
 from arena_rl.scenarios.gamification.population import Population
@@ -54,7 +54,7 @@ class _Counter:
 def measure_core(n_users: int, days: int, repeats: int, consumer: _Counter | None) -> float:
     """Best-of-``repeats`` user-days/s of ExperimentCore.step_day."""
     spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
-    arms = ["control", *(f"variant_{i}" for i in range(1, N_ARMS))]
+    arms = [CONTROL_ARM, *(f"variant_{i}" for i in range(1, N_ARMS))]
     best = 0.0
     for seed in range(repeats):
         subscribers = [consumer] if consumer is not None else []

@@ -22,13 +22,14 @@ import numpy as np
 
 import arena_rl
 from agents.common import toward
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.signals import compare_to_control, summarise
 from arena_rl.envs.parallel import ArenaParallelEnv
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
 from arena_rl.scenarios.gamification.ground_truth import best_static_economy, evaluate_economies
 
 VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
-NAMES = {"control": "control", **VARIANTS}
+NAMES = {CONTROL_ARM: "control", **VARIANTS}
 SHOWN = ("RETENTION_RATE", "SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
 
 
@@ -89,14 +90,14 @@ def main() -> None:
         value = env.objective[arm]
         objective, regret = f"{value:.2f}", f"{optimum.value - value:.2f}"
         name, rails = NAMES[arm], ""
-        if arm != "control":
+        if arm != CONTROL_ARM:
             counts = env.guardrails.counts(arm)
             rails = f"{counts['accepted']}/{counts['clamped']}/{counts['rejected']}"
         row = f"{name:<12}{objective:>10}{regret:>8}"
         for metric in SHOWN:
             value = sig.metrics[metric].value
             cell = f"{value:.3f}"
-            if arm != "control":
+            if arm != CONTROL_ARM:
                 c = by_key[(metric, arm)]
                 star = "*" if c.significant else " "
                 cell = f"{value:.3f} ({c.effect:+.3f}{star})"

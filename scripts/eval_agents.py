@@ -18,7 +18,8 @@ import numpy as np
 from scipy import stats
 
 from arena_rl.config import agent_configs, build_agent
-from arena_rl.experiment import CONTROL_ARM, run_experiment
+from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.experiment import run_experiment
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float]:

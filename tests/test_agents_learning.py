@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 from arena_rl.config import agent_configs, build_agent
-from arena_rl.experiment import CONTROL_ARM, run_experiment
+from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.experiment import run_experiment
 
 AGENTS = ["control", "random", "ucb", "thompson", "bayesopt", "ppo", "oracle"]
 LEARNERS = ["ucb", "thompson", "bayesopt", "ppo"]

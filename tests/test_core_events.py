@@ -22,7 +22,7 @@ from arena_rl.core.events import (
     UpdateResolved,
     UserDay,
 )
-from arena_rl.core.experiment import ExperimentCore
+from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig
 from arena_rl.experiment import ExperimentResult, run_experiment
 from arena_rl.scenarios.gamification.specs import load_population, load_scenario
@@ -79,7 +79,7 @@ def test_an_experiment_publishes_each_day_its_decisions_updates_and_close() -> N
     # the day's totals are the objective's: each arm's daily value, in arm order
     values = np.array([e.value for e in events if isinstance(e, DayClosed)])
     assert values[:, 1] == pytest.approx(result.daily_value["ucb"], abs=1e-12)
-    assert values[:, 0] == pytest.approx(result.daily_value["control_arm"], abs=1e-12)
+    assert values[:, 0] == pytest.approx(result.daily_value[CONTROL_ARM], abs=1e-12)
 
 
 def test_events_are_immutable() -> None:
@@ -104,7 +104,7 @@ def test_a_failing_consumer_is_detached_and_the_result_is_unchanged(consumer: ob
     core = ExperimentCore(
         load_population(),
         load_scenario(),
-        ["control", "variant_1"],
+        [CONTROL_ARM, "variant_1"],
         0,
         900,
         GuardrailConfig(),
@@ -124,7 +124,7 @@ def test_a_failing_consumer_is_detached_and_the_result_is_unchanged(consumer: ob
 
 def test_no_subscriber_no_events_built() -> None:
     core = ExperimentCore(
-        load_population(), load_scenario(), ["control", "v"], 0, 600, GuardrailConfig()
+        load_population(), load_scenario(), [CONTROL_ARM, "v"], 0, 600, GuardrailConfig()
     )
     core.step_day()
     assert not core.events.active and core.events._pending == []

@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import arena_rl
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate, RejectionCode
 from arena_rl.envs.parallel import (
     OBS_SIZE,
@@ -196,7 +197,7 @@ def test_render_ansi_lists_every_arm() -> None:
     env.step({a: None for a in env.agents})
     text = env.render()
     assert text is not None
-    for arm in ("control", "variant_1", "variant_2"):
+    for arm in (CONTROL_ARM, "variant_1", "variant_2"):
         assert arm in text
 
 
@@ -204,7 +205,7 @@ def test_step_results_pickle() -> None:
     env = arena_rl.parallel_env(**SMALL)
     env.reset(seed=0)
     env.step({"variant_1": ConfigUpdate({"scanXp": 30}, "x"), "variant_2": None})
-    results = (env.last_result, env.signals_of("control"), env.guardrails.audit_log)
+    results = (env.last_result, env.signals_of(CONTROL_ARM), env.guardrails.audit_log)
     assert pickle.loads(pickle.dumps(results)) == results
     assert env.population is not None
     outcome = env.population.step(np.ones((3, 10)) * 10)

@@ -9,9 +9,10 @@ import pytest
 
 from agents.common import BaseAgent
 from agents.random_agent import RandomAgent
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import Signals
-from arena_rl.experiment import CONTROL_ARM, run_experiment
+from arena_rl.experiment import run_experiment
 
 SMALL = {"n_users": 900, "days": 5}
 

@@ -28,8 +28,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.signals import METRICS
-from arena_rl.experiment import CONTROL_ARM
 from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 from arena_rl.tournament.play import TournamentResult, TournamentSpec, play_tournament
 from arena_rl.tournament.plots import leaderboard_plot, mean_history, trajectories_plot

@@ -34,6 +34,10 @@ from arena_rl.scenarios.gamification.economy import economy_array
 from arena_rl.scenarios.gamification.population import DayOutcome, Population
 from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
+CONTROL_ARM = "control_arm"
+"""The control arm's name, in every experiment, result and run (an agent may itself be named
+"control": the static strategy)."""
+
 
 @dataclass(frozen=True)
 class DayReport:

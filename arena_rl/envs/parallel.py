@@ -17,7 +17,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from arena_rl.core.events import Subscriber
-from arena_rl.core.experiment import ExperimentCore
+from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
 from arena_rl.core.signals import METRICS, Signals
 from arena_rl.core.stats import MetricValue
@@ -30,7 +30,6 @@ from arena_rl.scenarios.gamification.specs import (
     load_scenario,
 )
 
-CONTROL = "control"
 COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")
 METRIC_FIELDS = ("value", "std_dev", "sample_size", "confidence")
 CONFIDENCE_CODES = {"low": 0.0, "medium": 1.0, "high": 2.0}
@@ -152,7 +151,7 @@ class ArenaParallelEnv(ParallelEnv):
     @property
     def arms(self) -> list[str]:
         """Control first, then every variant, in population arm order."""
-        return [CONTROL, *self.possible_agents]
+        return [CONTROL_ARM, *self.possible_agents]
 
     def reset(
         self, seed: int | None = None, options: dict | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from arena_rl.experiment import CONTROL_ARM
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.server.state import ServedExperiment
 from arena_rl.tournament import ratings, tracking
 from arena_rl.tournament.play import TournamentResult

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from arena_rl.agent import Agent
-from arena_rl.experiment import CONTROL_ARM, run_experiment
+from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.experiment import run_experiment
 from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
 from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 

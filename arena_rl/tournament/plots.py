@@ -17,7 +17,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from arena_rl.experiment import CONTROL_ARM
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.tournament.play import TournamentResult
 
 __all__ = ["OBJECTIVE", "as_record", "leaderboard_plot", "mean_history", "trajectories_plot"]

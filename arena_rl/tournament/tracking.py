@@ -45,7 +45,7 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from arena_rl.experiment import CONTROL_ARM
+from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.tournament import ratings
 from arena_rl.tournament.play import TournamentResult
 from arena_rl.tournament.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
