@@ -5,7 +5,9 @@ Everything past this boundary sees plain dataclasses and dicts, never a ``DictCo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,12 @@ from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.signals import METRICS, Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
-from arena_rl.scenarios.gamification.specs import CONF_DIR, population_from_dict, scenario_from_dict
+from arena_rl.scenarios.gamification.specs import (
+    CONF_DIR,
+    Scenario,
+    population_from_dict,
+    scenario_from_dict,
+)
 from arena_rl.tournament.play import TournamentSpec
 
 FORMATS = ("ffa", "round_robin")
@@ -77,6 +84,36 @@ class RootConf:
 
 
 ConfigStore.instance().store(name="schema", node=RootConf)
+
+
+def schema_twin(spec: type) -> type:
+    """A mutable dataclass with ``spec``'s fields and defaults (nested dataclasses twinned too).
+
+    It is Hydra's schema for a config group whose files are validated into the frozen ``spec``
+    later: every key exists, with its default, so a file states only what differs and any key
+    can be overridden on the command line, while the defaults stay stated once, in ``spec``
+    (a frozen dataclass itself would make the node read-only).
+    """
+    hints = typing.get_type_hints(spec)
+    twin_fields: list[tuple[str, Any, Any]] = []
+    for f in dataclasses.fields(spec):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            nested = schema_twin(kind)
+            twin_fields.append((f.name, nested, field(default_factory=nested)))
+        elif f.default is not dataclasses.MISSING:
+            twin_fields.append((f.name, Any, f.default))
+        else:
+            twin_fields.append((f.name, Any, field(default_factory=f.default_factory)))
+    return dataclasses.make_dataclass(f"{spec.__name__}Schema", twin_fields)
+
+
+def register_scenario_schema() -> None:
+    """Register the ``scenario`` group's schema (every Hydra app that composes the group)."""
+    ConfigStore.instance().store(group="scenario", name="schema", node=schema_twin(Scenario))
+
+
+register_scenario_schema()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from arena_rl.config import register_scenario_schema
 from arena_rl.core.guardrails import GuardrailConfig
 from arena_rl.scenarios.gamification.specs import (
     CONF_DIR,
@@ -123,6 +124,7 @@ class ServeConf:
 
 
 ConfigStore.instance().store(name="serve_schema", node=ServeConf)
+register_scenario_schema()
 
 
 def compose_serve_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -118,10 +118,13 @@ class PopulationSpec:
     """A validated persona preset."""
 
     name: str
-    n_users: int
-    initial_share: float
-    enrol_days: int
     segments: tuple[SegmentSpec, ...]
+    n_users: int = 2000
+    """Users over all arms; each arm gets ``n_users // n_arms``."""
+    initial_share: float = 0.6
+    """Share of users enrolled on day 0."""
+    enrol_days: int = 14
+    """The rest enrol uniformly over days 1..enrol_days."""
     behaviour: Behaviour = field(default_factory=Behaviour)
     assignment: str = "complete"
     """"complete": each user's segment drawn independently; "stratified": exact segment mix."""
@@ -299,16 +302,18 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
     total = sum(s.share for s in segments)
     if abs(total - 1.0) > 1e-6:
         raise SpecError(f"{where}: segment shares must sum to 1, got {total:.6g}")
-    n_users = data.get("n_users", 2000)
+    n_users = data.get("n_users", PopulationSpec.n_users)
     if isinstance(n_users, bool) or not isinstance(n_users, int) or n_users < 2:
         raise SpecError(f"{where}, field 'n_users': must be an integer >= 2, got {n_users!r}")
-    initial_share = _number(data.get("initial_share", 0.6), f"{where}, field 'initial_share'")
+    initial_share = _number(
+        data.get("initial_share", PopulationSpec.initial_share), f"{where}, field 'initial_share'"
+    )
     if not 0 < initial_share <= 1:
         raise SpecError(f"{where}, field 'initial_share': must be in (0, 1], got {initial_share}")
-    enrol_days = data.get("enrol_days", 14)
+    enrol_days = data.get("enrol_days", PopulationSpec.enrol_days)
     if isinstance(enrol_days, bool) or not isinstance(enrol_days, int) or enrol_days < 0:
         raise SpecError(f"{where}, field 'enrol_days': must be an integer >= 0, got {enrol_days!r}")
-    assignment = data.get("assignment", "complete")
+    assignment = data.get("assignment", PopulationSpec.assignment)
     if assignment not in ("complete", "stratified"):
         raise SpecError(
             f"{where}, field 'assignment': must be 'complete' or 'stratified', got {assignment!r}"
@@ -336,11 +341,14 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
     unknown = set(data) - allowed
     if unknown:
         raise SpecError(f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
-    days, interval = data.get("days", 28), data.get("decision_interval", 1)
+    days = data.get("days", Scenario.days)
+    interval = data.get("decision_interval", Scenario.decision_interval)
     for key, value in (("days", days), ("decision_interval", interval)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SpecError(f"{source}, field {key!r}: must be an integer >= 1, got {value!r}")
-    interference = _number(data.get("interference", 0.0), f"{source}, field 'interference'")
+    interference = _number(
+        data.get("interference", Scenario.interference), f"{source}, field 'interference'"
+    )
     if interference < 0:
         raise SpecError(f"{source}, field 'interference': must be >= 0, got {interference}")
     economy = data.get("economy") or {}
@@ -365,4 +373,6 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
 def load_scenario(name_or_path: str | Path = "default") -> Scenario:
     """Load a scenario by name (``conf/scenario/<name>.yaml``) or from a YAML path."""
     path = _resolve(name_or_path, "scenario")
-    return scenario_from_dict(_read_yaml(path), source=str(path))
+    data = dict(_read_yaml(path))
+    data.pop("defaults", None)  # Hydra's composition list: the schema is this module's defaults
+    return scenario_from_dict(data, source=str(path))
