@@ -22,7 +22,7 @@ from arena_rl.agent import Agent, VariantInfo
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.signals import METRICS, Signals
 from arena_rl.core.stats import MetricValue
-from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
+from arena_rl.scenarios.gamification.ground_truth import plan_value
 from arena_rl.scenarios.gamification.specs import (
     CONF_DIR,
     Scenario,
@@ -58,7 +58,8 @@ class RayConf:
     address: str | None = None
     """null: start a local Ray; "auto" or "ray://host:port": join a cluster."""
     num_workers: int = 2
-    """Worker actors, one CPU each."""
+    """Worker actors, one CPU each; 0 plays every tournament in this process, without Ray (the
+    same results; quicker for a few tournaments of a few seconds)."""
 
 
 @dataclass
@@ -131,6 +132,8 @@ class Settings:
     tracking_enabled: bool
     progress: bool
     resolved: dict[str, Any]
+    truth_cached: bool = False
+    """Whether the ground-truth plan's value came from the disk cache (no search this run)."""
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -238,7 +241,12 @@ def settings_from(cfg: DictConfig) -> Settings:
     max_retries = t["max_retries"]
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"tournament.max_retries must be an integer >= 0, got {max_retries!r}")
-    num_workers = _positive(resolved["ray"]["num_workers"], "ray.num_workers")
+    num_workers = resolved["ray"]["num_workers"]
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(
+            "ray.num_workers must be an integer >= 0 (0: play in this process), "
+            f"got {num_workers!r}"
+        )
     population = population_from_dict(resolved["population"], source="population")
     scenario = scenario_from_dict(resolved["scenario"], source="scenario")
     days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
@@ -254,8 +262,7 @@ def settings_from(cfg: DictConfig) -> Settings:
         if n_users < len(lineup) + 1:
             raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
     seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
-    plan = best_schedule(population, scenario, days=days, users_per_arm=3000)
-    best = schedule_value(plan, population, scenario, days=days)
+    best, cached = plan_value(population, scenario, days)
     specs = [
         TournamentSpec(
             index=i,
@@ -286,4 +293,5 @@ def settings_from(cfg: DictConfig) -> Settings:
         tracking_enabled=tracking["enabled"],
         progress=resolved["progress"],
         resolved=resolved,
+        truth_cached=cached,
     )

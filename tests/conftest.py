@@ -1,5 +1,6 @@
-"""Suite-wide set-up: the LLM answer cache lives in a fresh folder per test session, so no test
-is served answers cached by an earlier session or by the user's own runs."""
+"""Suite-wide set-up: arena_rl's caches (LLM answers, ground truth, model probes) live in a fresh
+folder per test session, so no test is served results cached by an earlier session or by the
+user's own runs."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from arena_rl.core.disk_cache import CACHE_ENV as ROOT_ENV
 from arena_rl.llm.cache import CACHE_ENV
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _fresh_llm_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    previous = os.environ.get(CACHE_ENV)
-    # in os.environ, not monkeypatch: subprocesses and Ray workers inherit it
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("llm_cache") / "answers.sqlite")
+def _fresh_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    root = tmp_path_factory.mktemp("arena_rl_cache")
+    fresh = {CACHE_ENV: str(root / "answers.sqlite"), ROOT_ENV: str(root)}
+    previous = {name: os.environ.get(name) for name in fresh}
+    os.environ.update(fresh)  # in os.environ, not monkeypatch: subprocesses and Ray inherit it
     yield
-    if previous is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

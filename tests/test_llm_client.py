@@ -80,6 +80,9 @@ def test_default_cache_path_follows_the_environment(monkeypatch, tmp_path: Path)
     monkeypatch.setenv("ARENA_RL_LLM_CACHE", str(tmp_path / "mine.sqlite"))
     assert default_cache_path() == tmp_path / "mine.sqlite"
     monkeypatch.delenv("ARENA_RL_LLM_CACHE")
+    monkeypatch.setenv("ARENA_RL_CACHE", str(tmp_path / "root"))  # arena_rl's cache folder
+    assert default_cache_path() == tmp_path / "root" / "llm_cache.sqlite"
+    monkeypatch.delenv("ARENA_RL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_path() == tmp_path / "arena_rl" / "llm_cache.sqlite"
 

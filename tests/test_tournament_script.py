@@ -75,7 +75,7 @@ def test_no_agents_says_how_to_choose_and_lists_them(tmp_path: Path) -> None:
     ("override", "key"),
     [
         ("tournament.format=league", "tournament.format"),
-        ("ray.num_workers=0", "ray.num_workers"),
+        ("ray.num_workers=-1", "ray.num_workers"),
         ("agents.random.step_pct=oops", "agents.random"),
         ("+agents.random.nope=1", "agents.random"),
     ],
@@ -99,16 +99,24 @@ def test_multirun_over_populations(tmp_path: Path) -> None:
     assert len(boards) == 2
 
 
-def test_same_results_with_one_or_two_workers_and_resume_adds_nothing(tmp_path: Path) -> None:
+def test_same_results_on_zero_one_or_two_workers_and_resume_adds_nothing(tmp_path: Path) -> None:
     args = ["+agents=[rule,random]", "tournament.n_tournaments=4", "tournament.days=6",
             "population.n_users=900", "progress=false", "tracking.enabled=false"]  # fmt: skip
+    zero = tournament(tmp_path, *args, "ray.num_workers=0", run_dir="zero")
     one = tournament(tmp_path, *args, "ray.num_workers=1", run_dir="one")
     two = tournament(tmp_path, *args, "ray.num_workers=2", run_dir="two")
-    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    for done in (zero, one, two):
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "Started a local Ray" not in zero.stderr  # in-process: no Ray at all
+    assert "ground truth" in zero.stdout and "from the cache" in one.stdout  # searched once
     for i in range(4):
-        a = json.loads((tmp_path / "one" / "tournaments" / f"{i:05d}.json").read_text())
-        b = json.loads((tmp_path / "two" / "tournaments" / f"{i:05d}.json").read_text())
-        assert a["objective"] == b["objective"]
+        runs = [
+            json.loads((tmp_path / run / "tournaments" / f"{i:05d}.json").read_text())
+            for run in ("zero", "one", "two")
+        ]
+        assert runs[0]["objective"] == runs[1]["objective"] == runs[2]["objective"]
+        assert runs[0]["audit"] == runs[1]["audit"] == runs[2]["audit"]
+    assert leaderboard(tmp_path / "zero") == leaderboard(tmp_path / "one")
     assert leaderboard(tmp_path / "one") == leaderboard(tmp_path / "two")
     # resume: drop one finished tournament, rerun in the same directory
     (tmp_path / "two" / "tournaments" / "00002.json").unlink()

@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arena_rl.core.disk_cache import cache_root
+
 CACHE_ENV = "ARENA_RL_LLM_CACHE"
 """Environment variable naming the cache file (overrides the per-user default)."""
 
 
 def default_cache_path() -> Path:
-    """``$ARENA_RL_LLM_CACHE``, else ``$XDG_CACHE_HOME/arena_rl/llm_cache.sqlite`` (``~/.cache``
-    when unset): one per user, so reruns from any directory share it."""
+    """``$ARENA_RL_LLM_CACHE``, else ``llm_cache.sqlite`` in arena_rl's cache folder
+    (:func:`~arena_rl.core.disk_cache.cache_root`): one per user, so reruns from any directory
+    share it."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "arena_rl" / "llm_cache.sqlite"
+    return cache_root() / "llm_cache.sqlite"
 
 
 def cache_key(request: Mapping[str, Any]) -> str:

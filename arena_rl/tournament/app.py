@@ -27,11 +27,16 @@ from arena_rl.tournament import ratings, runner, tracking
 
 def run(settings: Settings, out_dir: Path) -> int:
     """Run every planned tournament, print the leaderboard, log to MLflow; the exit code."""
-    runner.connect(settings.address, settings.num_workers)
+    truth = "from the cache" if settings.truth_cached else "searched, now cached"
+    print(f"ground truth: the best plan's value {settings.specs[0].plan_value:.3f} ({truth})")
+    in_process = settings.num_workers == 0
+    if not in_process:
+        runner.connect(settings.address, settings.num_workers)
     outcome = runner.run_tournaments(
         settings.specs,
         out_dir,
         build_agent,
+        in_process=in_process,
         num_workers=settings.num_workers,
         max_retries=settings.max_retries,
         progress=settings.progress,

@@ -8,10 +8,8 @@ back, write it to disk before scheduling more, and read it again on resume.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ import numpy as np
 from arena_rl.agent import Agent
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.experiment import run_experiment
-from arena_rl.scenarios.gamification.ground_truth import best_schedule, schedule_value
+from arena_rl.scenarios.gamification import ground_truth
 from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
@@ -84,18 +82,11 @@ class TournamentResult:
 
 
 def plan_value(spec: TournamentSpec) -> float:
-    """Expected objective of the ground-truth plan for this tournament's population and days."""
+    """Expected objective of the ground-truth plan for this tournament's population and days
+    (the driver computes it once and passes it in the spec; the disk cache serves the rest)."""
     if spec.plan_value is not None:
         return spec.plan_value
-    return _plan_value(spec.population, pickle.dumps(spec.scenario), spec.days)
-
-
-@lru_cache(maxsize=16)
-def _plan_value(population: PopulationSpec, scenario_blob: bytes, days: int) -> float:
-    # the search takes seconds; every tournament of a run (in one worker) shares it
-    scenario = pickle.loads(scenario_blob)
-    plan = best_schedule(population, scenario, days=days, users_per_arm=3000)
-    return schedule_value(plan, population, scenario, days=days)
+    return ground_truth.plan_value(spec.population, spec.scenario, spec.days)[0]
 
 
 def play_tournament(

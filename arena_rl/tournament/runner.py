@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter, deque
@@ -45,20 +47,40 @@ def connect(address: str | None, num_workers: int) -> None:
 
     Args:
         address: "auto" joins the cluster started on this machine by ``ray start --head``;
-            "ray://host:port" joins a remote one; None starts a private local Ray, except in a
-            job sent by ``ray job submit``, which joins its cluster (Ray sets ``RAY_ADDRESS``
-            for the job). Never a bare ``ray.init()``: it may hang joining a dead cluster.
+            "ray://host:port" joins a remote one; None joins a local cluster that
+            ``ray start --head`` left running (:func:`running_local_ray`), else starts a private
+            local Ray, except in a job sent by ``ray job submit``, which joins its cluster (Ray
+            sets ``RAY_ADDRESS`` for the job). Never a bare ``ray.init()``: it may hang joining
+            a dead cluster.
         num_workers: the local Ray gets this many CPUs, or every core if there are more, so
             that a later job of a multirun asking for more workers still fits.
     """
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = address or os.environ.get("RAY_ADDRESS") or running_local_ray()
     if address is None:
         cpus = max(num_workers, os.cpu_count() or 1)
         ray.init(address="local", num_cpus=cpus, include_dashboard=False)
     else:
         ray.init(address=address)
+
+
+LOCAL_CLUSTER_FILE = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+"""Where ``ray start --head`` writes the address of the cluster it started."""
+
+
+def running_local_ray() -> str | None:
+    """The address of a Ray cluster started on this machine by ``ray start --head`` that is
+    still up (its address answers), else None. Attaching to one skips Ray's start-up and
+    shutdown (several seconds) on every command; a stale address is never joined, since a
+    bare join of a dead cluster can hang."""
+    try:
+        address = LOCAL_CLUSTER_FILE.read_text().strip()
+        host, port = address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return address
+    except (OSError, ValueError):
+        return None
 
 
 class CachedBuilder:

@@ -9,11 +9,14 @@ the users and a coordinate search on them is stable.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from arena_rl.core.disk_cache import DiskCache, cache_root, digest
 from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
     ECONOMY_KEYS,
@@ -239,3 +242,52 @@ def schedule_value(
             schedule, spec, scenario, users_per_arm=users_per_arm, seed=seed, days=days
         )[0]
     )
+
+
+PLAN_SEARCH_USERS = 3000
+"""Users per arm in the driver's search for the ground-truth plan (the value itself is then
+measured on a large fresh sample by :func:`schedule_value`)."""
+
+
+def _code_version() -> str:
+    """A hash of the code that decides the ground truth: a change to the model or the search
+    makes every cached plan stale."""
+    from arena_rl.scenarios.gamification import economy, population, specs
+
+    sources = [Path(m.__file__).read_bytes() for m in (economy, population, specs)]  # type: ignore[arg-type]
+    sources.append(Path(__file__).read_bytes())
+    return hashlib.sha256(b"".join(sources) + np.__version__.encode()).hexdigest()
+
+
+def plan_value(
+    spec: PopulationSpec, scenario: Scenario, days: int, *, cache: bool = True
+) -> tuple[float, bool]:
+    """The expected objective of the ground-truth plan (:func:`best_schedule`, valued by
+    :func:`schedule_value`): the reference every tournament's regret is measured against.
+
+    The search takes seconds, so its result is cached on disk under
+    ``<cache root>/ground_truth`` (``$ARENA_RL_CACHE``, default ``~/.cache/arena_rl``), keyed by
+    the population, the scenario, the horizon, the search's settings and the ground-truth code.
+
+    Returns:
+        The value, and whether it came from the cache.
+    """
+    key = digest(
+        {
+            "what": "plan_value",
+            "population": dataclasses.asdict(spec),
+            "scenario": dataclasses.asdict(scenario),
+            "days": days,
+            "search_users_per_arm": PLAN_SEARCH_USERS,
+            "code": _code_version(),
+        }
+    )
+
+    def search() -> float:
+        plan = best_schedule(spec, scenario, days=days, users_per_arm=PLAN_SEARCH_USERS)
+        return schedule_value(plan, spec, scenario, days=days)
+
+    if not cache:
+        return search(), False
+    value, cached = DiskCache(cache_root() / "ground_truth").get_or_compute(key, search)
+    return float(value), cached
