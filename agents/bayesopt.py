@@ -147,7 +147,7 @@ class GPBayesOpt(BaseAgent):
         hold_days: int = 3,
         transition_days: int = 1,
         max_move_days: int = 3,
-        exploit_fraction: float = 1 / 3,
+        exploit_fraction: float = 0.333,
         xi: float = 0.01,
         kernel: str = "matern",
         nu: float = 2.5,

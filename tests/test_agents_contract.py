@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import pickle
 from pathlib import Path
@@ -125,3 +127,23 @@ def test_example_agent_in_docs_runs() -> None:
     result = run_experiment({"mine": ScanThreshold(target_scans=6.0)}, seed=0, **SMALL)
     assert result.guardrail_counts["mine"]["accepted"] > 0
     assert Path("docs/agents.md").read_text().count("agents/example_threshold.py") >= 1
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_config_and_class_agree_on_every_default_they_both_state(name: str) -> None:
+    """A strategy's YAML lists its hyperparameters (what users read and override); where the
+    class states a default too, they are the same value, so a library user and a tournament
+    get the same strategy."""
+    config = agent_configs([name])[name]
+    module, _, cls = str(config["_target_"]).rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
+    for key, value in config.items():
+        if key == "_target_":
+            continue
+        assert key in parameters, f"{name}.{key} is not a parameter of {config['_target_']}"
+        default = parameters[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue  # the config is the only statement
+        if isinstance(default, tuple):
+            default = list(default)
+        assert value == default, f"{name}.{key}: config {value!r} vs class {default!r}"
