@@ -175,6 +175,7 @@ def test_parent_run_holds_config_tags_and_leaderboard(logged: Logged) -> None:
     assert tags["root_seed"] == "7"
     assert tags["mlflow.source.git.commit"] == "abc123"
     metrics = run.data.metrics
+    assert 0.0 < metrics["timing/tracking_s"] < 120.0  # what logging cost, in the run itself
     for record in logged.standings:
         for field in ("objective", "lift", "lift_lo", "lift_hi", "win_rate", "p_best", "rank"):
             assert metrics[f"leaderboard/{record['name']}/{field}"] == pytest.approx(record[field])

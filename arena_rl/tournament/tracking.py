@@ -116,6 +116,7 @@ def log_tournament_run(
     Raises:
         MlflowException: when the store refuses; runs created so far are marked FAILED.
     """
+    started = time.perf_counter()
     ordered = sorted(results, key=lambda r: r.index)
     records = [as_record(s) for s in standings]
     files = write_run_files(out_dir, config=config, results=ordered, standings=records)
@@ -152,6 +153,8 @@ def log_tournament_run(
         run_id = _create_child(client, experiment_id, CONTROL_ARM, child_tags, role="control")
         run_ids.append(run_id)
         _log(client, run_id, metrics=_control_metrics(ordered, stamp))
+        # what logging itself cost (files, plots, MLflow calls), so users see it in the run
+        client.log_metric(parent_id, "timing/tracking_s", time.perf_counter() - started, stamp)
     except BaseException:
         for run_id in run_ids:
             _mark_failed(client, run_id)
