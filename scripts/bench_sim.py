@@ -3,9 +3,11 @@
 Usage: ``python scripts/bench_sim.py [--days 20] [--repeats 3] [--sizes 10000 100000 1000000]``
 
 Runs in one process on one core (NumPy's element-wise kernels are single-threaded). Every user
-is enrolled from day 0 so each day touches all of them. Prints a table, then the experiment
-core's whole day (population, signals, harm checks) at the reference size with no subscriber,
-with a subscriber of day events, and with one of user-level events; then one JSON line.
+is enrolled from day 0 so each day touches all of them. Figures are medians over the repeats.
+Prints a table; at the reference size, the rate with the economy changing every day (as in a
+tournament) and the peak memory a step allocates; then the experiment core's whole day
+(population, signals, harm checks) with no subscriber, with one of day events and with one of
+user-level events; then one JSON line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import argparse
 import dataclasses
 import json
 import time
+import tracemalloc
 from collections.abc import Sequence
+
+import numpy as np
 
 from arena_rl.core.events import Event
 from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
@@ -26,19 +31,51 @@ from arena_rl.scenarios.gamification.specs import load_population, load_scenario
 N_ARMS = 5  # control + 4 treatment variants, the live platform's maximum
 
 
-def measure(n_users: int, days: int, repeats: int) -> tuple[float, float]:
-    """Best-of-``repeats`` user-days/s over ``days`` days, and bytes per user."""
+def measure(
+    n_users: int, days: int, repeats: int, *, changing: bool = False
+) -> tuple[float, float]:
+    """Median over ``repeats`` of user-days/s over ``days`` days, and bytes of state per user.
+
+    ``changing``: a different economy every day (as in tournaments, where agents move theirs),
+    so the economy's cached response is rebuilt each day.
+    """
     spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
-    economies = economy_array([DEFAULT_ECONOMY] * N_ARMS)
-    best = 0.0
+
+    def table(day: int) -> np.ndarray:
+        """Every arm's economy that day: each key 5 % up, level or down, cycling by day (or
+        the defaults every day)."""
+        if not changing:
+            return economy_array([DEFAULT_ECONOMY] * N_ARMS)
+        return economy_array(
+            [
+                {k: v * (1 + 0.05 * ((day + arm) % 3 - 1)) for k, v in DEFAULT_ECONOMY.items()}
+                for arm in range(N_ARMS)
+            ]
+        )
+
+    tables = [table(day) for day in range(days + 1)]
+    rates = []
     for seed in range(repeats):
         pop = Population(spec, load_scenario("default"), n_arms=N_ARMS, seed=seed, n_users=n_users)
-        pop.step(economies)  # first day builds the economy cache; time steady state
+        pop.step(tables[0])  # first day builds the economy cache; time steady state
         start = time.perf_counter()
-        for _ in range(days):
-            pop.step(economies)
-        best = max(best, pop.users_per_arm * N_ARMS * days / (time.perf_counter() - start))
-    return best, pop.state_nbytes() / (pop.users_per_arm * N_ARMS)
+        for day in range(days):
+            pop.step(tables[day + 1])
+        rates.append(pop.users_per_arm * N_ARMS * days / (time.perf_counter() - start))
+    return float(np.median(rates)), pop.state_nbytes() / (pop.users_per_arm * N_ARMS)
+
+
+def peak_step_bytes_per_user(n_users: int) -> float:
+    """Peak memory allocated during one day's step (NumPy reports to tracemalloc), per user."""
+    spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
+    pop = Population(spec, load_scenario("default"), n_arms=N_ARMS, seed=0, n_users=n_users)
+    economies = economy_array([DEFAULT_ECONOMY] * N_ARMS)
+    pop.step(economies)
+    tracemalloc.start()
+    pop.step(economies)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / (pop.users_per_arm * N_ARMS)
 
 
 class _Counter:
@@ -52,10 +89,10 @@ class _Counter:
 
 
 def measure_core(n_users: int, days: int, repeats: int, consumer: _Counter | None) -> float:
-    """Best-of-``repeats`` user-days/s of ExperimentCore.step_day."""
+    """Median over ``repeats`` of user-days/s of ExperimentCore.step_day."""
     spec = dataclasses.replace(load_population("default"), initial_share=1.0, enrol_days=0)
     arms = [CONTROL_ARM, *(f"variant_{i}" for i in range(1, N_ARMS))]
-    best = 0.0
+    rates = []
     for seed in range(repeats):
         subscribers = [consumer] if consumer is not None else []
         core = ExperimentCore(
@@ -66,8 +103,8 @@ def measure_core(n_users: int, days: int, repeats: int, consumer: _Counter | Non
         for _ in range(days):
             core.step_day()
         users = core.population.users_per_arm * N_ARMS
-        best = max(best, users * days / (time.perf_counter() - start))
-    return best
+        rates.append(users * days / (time.perf_counter() - start))
+    return float(np.median(rates))
 
 
 def main() -> None:
@@ -84,6 +121,11 @@ def main() -> None:
         print(f"{n:>10,}  {rate:>14,.0f}  {1e9 / rate:>11.1f}  {nbytes:>10.0f}")
     reference = 100_000 if 100_000 in results else args.sizes[0]
     rate, nbytes = results[reference]
+    changing, _ = measure(reference, args.days, args.repeats, changing=True)
+    peak = peak_step_bytes_per_user(reference)
+    print(f"\nat {reference:,} users: {changing:,.0f} user-days/s with the economy changing every")
+    print(f"day ({rate / changing - 1:+.0%} time per user-day); a step's peak allocation is")
+    print(f"{peak:.0f} bytes per user on top of the {nbytes:.0f} kept")
     print(f"\nexperiment core, one whole day at {reference:,} users:")
     core = {}
     for label, consumer in (
@@ -98,6 +140,8 @@ def main() -> None:
         "users": reference,
         "bytes_per_user": round(nbytes, 1),
         "by_size": {str(n): round(r) for n, (r, _) in results.items()},
+        "changing_economy_user_days_per_s": round(changing),
+        "peak_step_bytes_per_user": round(peak, 1),
         "core_user_days_per_s": {k: round(v) for k, v in core.items()},
     }))  # fmt: skip
 
