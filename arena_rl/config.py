@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,8 @@ class Settings:
     resolved: dict[str, Any]
     truth_cached: bool = False
     """Whether the ground-truth plan's value came from the disk cache (no search this run)."""
+    truth_s: float = 0.0
+    """Seconds spent getting it."""
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -262,7 +265,9 @@ def settings_from(cfg: DictConfig) -> Settings:
         if n_users < len(lineup) + 1:
             raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
     seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
+    started = time.perf_counter()
     best, cached = plan_value(population, scenario, days)
+    truth_s = time.perf_counter() - started
     specs = [
         TournamentSpec(
             index=i,
@@ -294,4 +299,5 @@ def settings_from(cfg: DictConfig) -> Settings:
         progress=resolved["progress"],
         resolved=resolved,
         truth_cached=cached,
+        truth_s=truth_s,
     )

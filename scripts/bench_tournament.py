@@ -2,6 +2,13 @@
 
     python scripts/bench_tournament.py                        # 32 ffa tournaments of ~0.3 s
     python scripts/bench_tournament.py --users-per-arm 2000   # ~0.06 s tournaments
+    python scripts/bench_tournament.py --split                # where a command's time goes
+
+``--split`` runs the tournament command as a user types it (``SPLIT_COMMAND``) in a fresh
+folder with an empty cache, then reruns it, then reruns it with ``ray.num_workers=0``, and
+prints each run's wall time and the split the command itself reports (start-up, ground truth,
+checks, Ray start, workers' start, playing, leaderboard, MLflow, Ray shutdown), with the load
+average at the time.
 
 Tournaments are ffa, rule+ucb+random, 28 days, without regret (its ground-truth search is a
 one-off of seconds per worker process, not throughput).
@@ -17,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,14 +107,55 @@ def time_mlflow(specs: list[TournamentSpec], out: Path, tmp: Path) -> tuple[floa
     return time.perf_counter() - started, create_s
 
 
+SPLIT_COMMAND = [
+    "+agents=[ucb,thompson,rule,pid]",
+    "tournament.n_tournaments=4",
+    "population.n_users=10000",
+    "tournament.days=60",
+    "progress=false",
+]
+"""The command whose wall time ``--split`` takes apart (researchers rerun it all day)."""
+
+
+def command_split(repeats: int) -> None:
+    """Run the command as a user would and print where its wall time went."""
+    script = Path(__file__).resolve().parent / "tournament.py"
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        env = {**os.environ, "ARENA_RL_CACHE": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
+        runs = [("first run: fresh folder, empty cache", [])]
+        runs += [("rerun", [])] * repeats + [("rerun, ray.num_workers=0", ["ray.num_workers=0"])]
+        for label, extra in runs:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, str(script), *SPLIT_COMMAND, *extra],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                raise SystemExit(f"{label} failed:\n{done.stderr[-2000:]}")
+            split = next(line for line in done.stdout.splitlines() if line.startswith("time:"))
+            load = os.getloadavg()[0]
+            print(f"{label}: {wall:.1f} s wall (load {load:.2f})\n    {split}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", action="store_true", help="take a command's time apart")
+    parser.add_argument("--repeats", type=int, default=2, help="--split: reruns")
     parser.add_argument("--tournaments", type=int, default=32)
     parser.add_argument("--agents", nargs="+", default=["rule", "ucb", "random"])
     parser.add_argument("--users-per-arm", type=int, default=25000)
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.split:
+        command_split(args.repeats)
+        return
     specs = make_specs(args)
     print(
         f"{args.tournaments} ffa tournaments: {'+'.join(args.agents)}, "

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import math
+import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -22,16 +25,46 @@ from omegaconf import DictConfig
 
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
 from arena_rl.scenarios.gamification.specs import CONF_DIR
-from arena_rl.tournament import ratings, runner, tracking
+from arena_rl.tournament import ratings, runner
 
 
-def run(settings: Settings, out_dir: Path) -> int:
+class Split:
+    """Where a command's wall time goes, phase by phase (printed at the end of a run)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {"start-up": _process_age_s()}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last lap to ``phase``."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def line(self) -> str:
+        total = sum(self.phases.values())
+        parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.phases.items())
+        return f"time: {total:.1f} s in all: {parts}"
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started (interpreter, imports, Hydra); NaN off Linux."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
+def run(settings: Settings, out_dir: Path, split: Split) -> int:
     """Run every planned tournament, print the leaderboard, log to MLflow; the exit code."""
     truth = "from the cache" if settings.truth_cached else "searched, now cached"
     print(f"ground truth: the best plan's value {settings.specs[0].plan_value:.3f} ({truth})")
     in_process = settings.num_workers == 0
     if not in_process:
         runner.connect(settings.address, settings.num_workers)
+        split.lap("Ray start")
     outcome = runner.run_tournaments(
         settings.specs,
         out_dir,
@@ -41,6 +74,9 @@ def run(settings: Settings, out_dir: Path) -> int:
         max_retries=settings.max_retries,
         progress=settings.progress,
     )
+    split.phases["workers' start"] = outcome.startup_s
+    split.lap("playing")
+    split.phases["playing"] -= outcome.startup_s
     if not outcome.results:
         print("no tournament finished", file=sys.stderr)
         return 1
@@ -53,7 +89,10 @@ def run(settings: Settings, out_dir: Path) -> int:
         print(f"\n{usage}")
     if outcome.failed:
         print(f"\n{len(outcome.failed)} tournament(s) failed: {outcome.failed}", file=sys.stderr)
+    split.lap("leaderboard")
     if settings.tracking_enabled:
+        from arena_rl.tournament import tracking  # MLflow and matplotlib: ~1.4 s of imports
+
         run_id = tracking.log_tournament_run(
             tracking_uri=settings.tracking_uri,
             experiment=settings.tracking_experiment,
@@ -69,18 +108,27 @@ def run(settings: Settings, out_dir: Path) -> int:
             out_dir=out_dir,
         )
         print(f"\nMLflow run {run_id} (experiment {settings.tracking_experiment!r})")
+        split.lap("MLflow")
+    if not in_process:
+        runner.disconnect()
+        split.lap("Ray shutdown")
+    print(f"\n{split.line()} (of which the tournaments themselves {outcome.play_s:.1f} s)")
     return 130 if outcome.interrupted else (2 if outcome.failed else 0)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     faulthandler.enable()  # a native crash (a model's library, say) prints where, not nothing
+    split = Split()
     try:
         settings = settings_from(cfg)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    split.phases["ground truth"] = settings.truth_s
+    split.lap("checks")
+    split.phases["checks"] -= settings.truth_s
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    code = run(settings, out_dir)
+    code = run(settings, out_dir, split)
     if code:
         sys.exit(code)

@@ -65,6 +65,11 @@ def connect(address: str | None, num_workers: int) -> None:
         ray.init(address=address)
 
 
+def disconnect() -> None:
+    """Leave Ray: a private local Ray is shut down; a cluster this process joined stays up."""
+    ray.shutdown()
+
+
 LOCAL_CLUSTER_FILE = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
 """Where ``ray start --head`` writes the address of the cluster it started."""
 
