@@ -163,3 +163,16 @@ def test_asking_for_user_events_changes_no_number() -> None:
         {"random": RandomAgent()}, seed=4, n_users=2000, days=9, subscribers=[UserRecorder()]
     )
     assert watched.objective == plain.objective and watched.audit == plain.audit
+
+
+def test_an_essential_consumer_is_never_detached() -> None:
+    class SlowButEssential(Stalls):
+        essential = True  # like the audit log: part of the run's results
+
+    keeper = SlowButEssential()
+    core = ExperimentCore(
+        load_population(), load_scenario(), [CONTROL_ARM, "v"], 0, 600, GuardrailConfig(), [keeper]
+    )
+    core.events.slow_after_s = 0.1
+    core.step_day()
+    assert core.events.subscribers == [keeper] and core.events.detached == []

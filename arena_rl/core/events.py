@@ -163,11 +163,15 @@ class EventStream:
             self._pending.append(event)
 
     def flush(self) -> None:
-        """Deliver what was published since the last flush; detach a subscriber that fails."""
+        """Deliver what was published since the last flush; detach a subscriber that fails or
+        stalls, unless it is ``essential`` (the run's own results, like the audit log)."""
         batch, self._pending = tuple(self._pending), []
         if not batch:
             return
         for subscriber in list(self.subscribers):
+            if getattr(subscriber, "essential", False):
+                subscriber.on_day(batch)  # the run's own results: a failure is a bug, and raises
+                continue
             started = time.perf_counter()
             try:
                 subscriber.on_day(batch)
@@ -187,6 +191,9 @@ class EventStream:
 
 class AuditLog:
     """Subscriber: every guardrail decision (update, breaker trip, breaker reset), in order."""
+
+    essential = True
+    """Part of the run's results: never detached (see :meth:`EventStream.flush`)."""
 
     def __init__(self) -> None:
         self.entries: list[AuditEntry] = []
@@ -209,6 +216,9 @@ class DailyHistory:
     A day's value is the change of the arm's running objective (the sum the leaderboard ranks),
     so the daily values add up exactly as the running total does.
     """
+
+    essential = True
+    """Part of the run's results: never detached (see :meth:`EventStream.flush`)."""
 
     def __init__(self) -> None:
         self.running: dict[str, float] = {}
