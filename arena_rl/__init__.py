@@ -3,6 +3,11 @@
 Public entry points: :func:`parallel_env` (PettingZoo) and :func:`gym_env` (Gymnasium).
 """
 
+import time
+
+IMPORTED_AT = time.perf_counter()
+"""When arena_rl was first imported: commands count their start-up (imports) from here."""
+
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, Guardrails, RejectionCode
 from arena_rl.core.signals import METRICS, Signals
 from arena_rl.envs.gym import ArenaGymEnv, gym_env

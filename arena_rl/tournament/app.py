@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+import arena_rl
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
 from arena_rl.scenarios.gamification.specs import CONF_DIR
 from arena_rl.tournament import ratings, runner
@@ -32,8 +31,8 @@ class Split:
     """Where a command's wall time goes, phase by phase (printed at the end of a run)."""
 
     def __init__(self) -> None:
-        self.phases: dict[str, float] = {"start-up": _process_age_s()}
         self._last = time.perf_counter()
+        self.phases: dict[str, float] = {"start-up": self._last - arena_rl.IMPORTED_AT}
 
     def lap(self, phase: str) -> None:
         """Charge the time since the last lap to ``phase``."""
@@ -45,16 +44,6 @@ class Split:
         total = sum(self.phases.values())
         parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.phases.items())
         return f"time: {total:.1f} s in all: {parts}"
-
-
-def _process_age_s() -> float:
-    """Seconds since this process started (interpreter, imports, Hydra); NaN off Linux."""
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return math.nan
 
 
 def run(settings: Settings, out_dir: Path, split: Split) -> int:
