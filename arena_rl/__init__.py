@@ -9,35 +9,29 @@ IMPORTED_AT = time.perf_counter()
 """When arena_rl was first imported: commands count their start-up (imports) from here."""
 
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, Guardrails, RejectionCode
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.knobs import Knob, KnobError, Knobs
+from arena_rl.core.scenario import Scenario
+from arena_rl.core.signals import Signals
 from arena_rl.envs.gym import ArenaGymEnv, gym_env
 from arena_rl.envs.parallel import ArenaParallelEnv, parallel_env
-from arena_rl.scenarios.gamification.economy import (
-    DEFAULT_ECONOMY,
-    ECONOMY_KEYS,
-    EconomyError,
-    resolve_economy,
-)
-from arena_rl.scenarios.gamification.population import Population
-from arena_rl.scenarios.gamification.specs import SpecError, load_population, load_scenario
+from arena_rl.scenarios import SpecError, load_population, load_scenario, plugins
 
 __all__ = [
-    "DEFAULT_ECONOMY",
-    "ECONOMY_KEYS",
-    "METRICS",
     "ArenaGymEnv",
     "ArenaParallelEnv",
     "ConfigUpdate",
-    "EconomyError",
     "GuardrailConfig",
     "Guardrails",
-    "Population",
+    "Knob",
+    "KnobError",
+    "Knobs",
     "RejectionCode",
+    "Scenario",
     "Signals",
     "SpecError",
     "gym_env",
     "load_population",
     "load_scenario",
     "parallel_env",
-    "resolve_economy",
+    "plugins",
 ]

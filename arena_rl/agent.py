@@ -14,22 +14,20 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult
+from arena_rl.core.knobs import Knobs
+from arena_rl.core.scenario import Scenario
 from arena_rl.core.signals import Signals
-from arena_rl.scenarios.gamification.specs import (
-    Objective,
-    PopulationSpec,
-    Scenario,
-    load_population,
-    load_scenario,
-)
+from arena_rl.scenarios import load_population, load_scenario
 
 
 @dataclass(frozen=True)
 class VariantInfo:
     """What an agent is told about its variant and experiment before it starts.
 
-    ``population`` and ``scenario`` are the simulator's ground truth: only the oracle may use
-    them; every other strategy must work from signals alone, as on the live platform.
+    ``scenario`` is the experiment's public design: its knobs, metrics, objective (and an
+    estimate of it from signals), and the arm sets and levers it ships. ``population`` is the
+    simulator's ground truth: only the oracle may use it (and the scenario's model); every
+    other strategy must work from signals alone, as on the live platform.
     """
 
     variant: str
@@ -38,15 +36,23 @@ class VariantInfo:
     update_interval_days: float
     delta_limit_pct: float
     base_economy: Mapping[str, float]
-    objective: Objective
-    population: PopulationSpec
+    population: Any
     scenario: Scenario
+
+    @property
+    def knobs(self) -> Knobs:
+        """The scenario's knobs: what this variant may set, and within which bounds."""
+        return self.scenario.knobs
+
+    def estimate_objective(self, signals: Signals) -> float | None:
+        """Today's objective per enrolled user, estimated from public signals."""
+        return self.scenario.estimate_objective(signals)
 
     @classmethod
     def of(
         cls,
         variant: str = "variant",
-        population: str | PopulationSpec = "default",
+        population: Any = None,
         scenario: str | Scenario = "default",
         *,
         days: int | None = None,
@@ -55,9 +61,13 @@ class VariantInfo:
         base_economy: Mapping[str, float] | None = None,
     ) -> VariantInfo:
         """Build the info for presets by name (or objects); unset settings come from the
-        scenario, as the environment would set them."""
-        spec = population if isinstance(population, PopulationSpec) else load_population(population)
-        scen = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        scenario, as the environment would set them (the population defaults to the
+        scenario's own default preset)."""
+        scen = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        if population is None or isinstance(population, str):
+            spec = load_population(scen, population)
+        else:
+            spec = population
         rails = guardrails or GuardrailConfig(**scen.guardrails)
         return cls(
             variant=variant,
@@ -66,7 +76,6 @@ class VariantInfo:
             update_interval_days=rails.update_interval_days,
             delta_limit_pct=rails.delta_limit_pct,
             base_economy=dict(base_economy or scen.base_economy()),
-            objective=scen.objective,
             population=spec,
             scenario=scen,
         )
@@ -75,6 +84,10 @@ class VariantInfo:
 @runtime_checkable
 class Agent(Protocol):
     """One strategy controlling one variant.
+
+    A strategy that can only play some scenarios (e.g. a policy trained on one scenario's
+    observations) says so with a class attribute ``scenarios`` (plugin names); it is refused
+    elsewhere before any work starts (:func:`check_scenario`).
 
     An agent may also define ``usage() -> dict[str, float]`` (counters since ``reset``, e.g.
     model calls, tokens, cost) and ``notes() -> list[str]`` (its own decision log); both land
@@ -139,27 +152,20 @@ def action_probability(agent: Agent) -> float:
     return float(stated()) if callable(stated) else 1.0
 
 
-def objective_estimate(signals: Signals, objective: Objective) -> float | None:
-    """The scenario objective of one day per enrolled user, estimated from public signals.
+class ScenarioMismatchError(ValueError):
+    """An agent asked to play a scenario it cannot play."""
 
-    Uses today's active share, scans per active user, useful-feedback share and XP per user
-    (reports and per-segment scan values are not observable and are left out). None when
-    nobody is enrolled or the needed metrics have no data yet.
-    """
-    if signals.enrolled == 0:
-        return None
-    m = signals.metrics
-    active = signals.active_today / signals.enrolled
-    scans = active * m["SCAN_FREQUENCY"].value
-    useful = scans * m["FEEDBACK_QUALITY"].value
-    xp = m["XP_VELOCITY"].value
-    return (
-        objective.active_value * active
-        + objective.scan_value * scans
-        + objective.useful_feedback_value * useful
-        - objective.xp_cost * xp
-        - objective.overspend_cost * max(xp - objective.xp_budget, 0.0)
-    )
+
+def check_scenario(name: str, agent: object, scenario: Scenario) -> None:
+    """Refuse an agent whose class declares ``scenarios`` (the plugins it can play, e.g. a
+    policy trained on one scenario's observations) without this scenario's plugin."""
+    supported = getattr(agent, "scenarios", None)
+    if supported is not None and scenario.plugin not in supported:
+        raise ScenarioMismatchError(
+            f"agent {name!r} ({type(agent).__name__}) plays only the "
+            f"{' or '.join(map(repr, supported))} scenario; scenario {scenario.name!r} is a "
+            f"{scenario.plugin!r} scenario. Choose another agent or scenario."
+        )
 
 
 SdkDecide = Callable[[Signals, dict[str, float]], Any]

@@ -19,17 +19,13 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from arena_rl.agent import Agent, VariantInfo
+from arena_rl.agent import Agent, ScenarioMismatchError, VariantInfo, check_scenario
 from arena_rl.core.experiment import CONTROL_ARM
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.ground_truth import plan_value
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
-from arena_rl.scenarios.gamification.ground_truth import plan_value
-from arena_rl.scenarios.gamification.specs import (
-    CONF_DIR,
-    Scenario,
-    population_from_dict,
-    scenario_from_dict,
-)
+from arena_rl.scenarios import plugins, scenario_from_dict, target_of
+from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament.play import TournamentSpec
 
 FORMATS = ("ffa", "round_robin")
@@ -88,7 +84,7 @@ class RootConf:
 ConfigStore.instance().store(name="schema", node=RootConf)
 
 
-def schema_twin(spec: type) -> type:
+def schema_twin(spec: type, target: str | None = None) -> type:
     """A mutable dataclass with ``spec``'s fields and defaults (nested dataclasses twinned too).
 
     It is Hydra's schema for a config group whose files are validated into the frozen ``spec``
@@ -98,6 +94,8 @@ def schema_twin(spec: type) -> type:
     """
     hints = typing.get_type_hints(spec)
     twin_fields: list[tuple[str, Any, Any]] = []
+    if target is not None:  # the class the node is validated into (a scenario plugin's)
+        twin_fields.append(("_target_", str, target))
     for f in dataclasses.fields(spec):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind) and isinstance(kind, type):
@@ -111,8 +109,11 @@ def schema_twin(spec: type) -> type:
 
 
 def register_scenario_schema() -> None:
-    """Register the ``scenario`` group's schema (every Hydra app that composes the group)."""
-    ConfigStore.instance().store(group="scenario", name="schema", node=schema_twin(Scenario))
+    """Register each scenario plugin's schema in the ``scenario`` group, as
+    ``<plugin>_schema`` (every Hydra app that composes the group)."""
+    for name, cls in plugins().items():
+        node = schema_twin(cls, target=target_of(cls))
+        ConfigStore.instance().store(group="scenario", name=f"{name}_schema", node=node)
 
 
 register_scenario_schema()
@@ -207,8 +208,12 @@ def dry_run(name: str, config: Mapping[str, Any], info: VariantInfo) -> None:
     """Build the agent, reset it and ask for one decision on empty signals: a bad
     hyperparameter fails here, before Ray starts, instead of in every worker."""
     agent = build_agent(name, config)
+    try:
+        check_scenario(name, agent, info.scenario)
+    except ScenarioMismatchError as exc:
+        raise ConfigError(f"agents.{name}: {exc}") from exc
     empty = MetricValue(0.0, None, 0, "low")
-    signals = Signals(0, 0, 0, 0, 0, dict.fromkeys(METRICS, empty))
+    signals = Signals(0, 0, 0, 0, 0, dict.fromkeys(info.scenario.metrics, empty))
     try:
         agent.reset(info, np.random.default_rng(0))
         agent.decide(signals, dict(info.base_economy))
@@ -250,8 +255,8 @@ def settings_from(cfg: DictConfig) -> Settings:
             "ray.num_workers must be an integer >= 0 (0: play in this process), "
             f"got {num_workers!r}"
         )
-    population = population_from_dict(resolved["population"], source="population")
     scenario = scenario_from_dict(resolved["scenario"], source="scenario")
+    population = scenario.population_from_dict(resolved["population"], source="population")
     days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
 
     for name, conf in agents.items():  # fail on bad hyperparameters now, not in a worker

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from arena_rl.agent import Agent, VariantInfo, action_probability
+from arena_rl.agent import Agent, VariantInfo, action_probability, check_scenario
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import compare_to_control, summarise
+from arena_rl.core.knobs import KnobError, Knobs
+from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import Comparison
 from arena_rl.envs.parallel import ArenaParallelEnv
-from arena_rl.scenarios.gamification.economy import EconomyError, validate_overrides
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ExperimentResult:
 
 
 def _screened(
-    update: Any, elapsed: float, timeout: float | None, faults: list[str], day: int
+    update: Any, elapsed: float, timeout: float | None, faults: list[str], day: int, knobs: Knobs
 ) -> ConfigUpdate | None:
     """Record a misbehaving decision as a fault. A late or malformed answer is dropped; an
     invalid economy still goes to the guardrails, which reject and audit it."""
@@ -66,8 +66,8 @@ def _screened(
         faults.append(f"day {day}: returned {type(update).__name__}, not a ConfigUpdate")
         return None
     try:
-        validate_overrides(update.overrides)
-    except EconomyError as exc:
+        knobs.validate(update.overrides)
+    except KnobError as exc:
         faults.append(f"day {day}: invalid update: {exc}")
     return update
 
@@ -95,6 +95,8 @@ def run_experiment(
     if not names or CONTROL_ARM in names:
         raise ValueError(f"need at least one agent, none named {CONTROL_ARM!r}; got {names}")
     env = ArenaParallelEnv(n_agents=len(names), **env_kwargs)
+    for name, agent in agents.items():
+        check_scenario(name, agent, env.scenario)
     history, audit_log = DailyHistory(), AuditLog()
     env.subscribers += [history, audit_log, *subscribers]
     variant_of = dict(zip(names, env.possible_agents, strict=True))
@@ -130,7 +132,7 @@ def run_experiment(
                 elapsed = time.perf_counter() - started
                 timings[name].append(elapsed)
                 actions[variant] = _screened(
-                    update, elapsed, decision_timeout_s, faults[name], core.day
+                    update, elapsed, decision_timeout_s, faults[name], core.day, core.scenario.knobs
                 )
                 core.decided(
                     variant, name, observation, actions[variant], action_probability(agent), elapsed
@@ -144,7 +146,7 @@ def run_experiment(
     renamed = {variant_of[n]: n for n in names} | {CONTROL_ARM: CONTROL_ARM}
     comparisons = [
         dataclasses.replace(c, variant=renamed[c.variant])
-        for c in compare_to_control(summarise(core.population), list(env.possible_agents))
+        for c in compare_to_control(core.population.summarise(), list(env.possible_agents))
     ]
     daily = {renamed[arm]: values for arm, values in history.value.items()}
     metrics = {renamed[arm]: h for arm, h in history.metrics.items()}

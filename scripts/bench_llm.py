@@ -23,10 +23,11 @@ import numpy as np
 from agents.llm import LLMAgent
 from arena_rl.agent import VariantInfo
 from arena_rl.config import build_agent, compose_config, settings_from
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.llm.cache import CACHE_ENV
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
+from arena_rl.scenarios.gamification.metrics import METRICS
 from arena_rl.tournament.play import play_tournament
 
 

@@ -24,9 +24,10 @@ import numpy as np
 from arena_rl.core.events import Event
 from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import GuardrailConfig
+from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
 from arena_rl.scenarios.gamification.population import Population
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 
 N_ARMS = 5  # control + 4 treatment variants, the live platform's maximum
 

@@ -38,7 +38,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from arena_rl.config import build_agent
-from arena_rl.scenarios.gamification.specs import CONF_DIR, load_population, load_scenario
+from arena_rl.scenarios import load_population, load_scenario
+from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament import ratings, runner, tracking
 from arena_rl.tournament.play import TournamentSpec
 
@@ -48,7 +49,8 @@ def make_specs(args: argparse.Namespace) -> list[TournamentSpec]:
         name: yaml.safe_load((CONF_DIR / "agents" / f"{name}.yaml").read_text())
         for name in args.agents
     }
-    population, scenario = load_population(), load_scenario()
+    scenario = load_scenario()
+    population = load_population(scenario)
     n_users = args.users_per_arm * (len(agents) + 1)  # + control
     seeds = np.random.SeedSequence(args.seed).spawn(args.tournaments)
     return [

@@ -23,19 +23,19 @@ import numpy as np
 import arena_rl
 from agents.common import toward
 from arena_rl.core.experiment import CONTROL_ARM
-from arena_rl.core.signals import compare_to_control, summarise
+from arena_rl.core.ground_truth import best_static_economy, evaluate_economies
+from arena_rl.core.signals import compare_to_control
 from arena_rl.envs.parallel import ArenaParallelEnv
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS
-from arena_rl.scenarios.gamification.ground_truth import best_static_economy, evaluate_economies
 
 VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
 NAMES = {CONTROL_ARM: "control", **VARIANTS}
-SHOWN = ("RETENTION_RATE", "SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
+SHOWN_METRICS = 4
+"""The scenario's first metrics, shown per arm."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--population", default="default")
+    parser.add_argument("--population", default=None, help="default: the scenario's own")
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--users", type=int, default=6000, help="users over all four arms")
     parser.add_argument("--days", type=int, default=28)
@@ -48,9 +48,11 @@ def main() -> None:
     )  # fmt: skip
     started = time.perf_counter()
     print(f"ground truth: searching the best static economy for {env.spec.name!r} ...")
-    horizon = dataclasses.replace(env.scenario, days=args.days)
+    horizon = dataclasses.replace(env.scenario, days=args.days)  # type: ignore[type-var]
     optimum = best_static_economy(env.spec, horizon, users_per_arm=3000)
-    changed = {k: v for k, v in optimum.economy.items() if v != DEFAULT_ECONOMY[k]}
+    base = env.scenario.base_economy()
+    shown = env.scenario.metrics[:SHOWN_METRICS]
+    changed = {k: v for k, v in optimum.economy.items() if v != base[k]}
     print(f"  expected objective: defaults {optimum.default_value:.2f}, best {optimum.value:.2f}")
     print(f"  best static economy differs from the defaults in: {changed}")
 
@@ -60,11 +62,12 @@ def main() -> None:
     while env.agents:
         actions = {
             "variant_1": None,
-            "variant_2": rng.uniform(-0.3, 0.3, len(ECONOMY_KEYS)),
+            "variant_2": rng.uniform(-0.3, 0.3, len(env.scenario.knobs)),
             "variant_3": toward(
                 optimum.economy,
                 env.guardrails.current_config("variant_3"),
                 "step toward the best static economy",
+                env.scenario.knobs,
             ),
         }
         env.step(actions)
@@ -74,16 +77,16 @@ def main() -> None:
 
     assert env.population is not None
     control_value = evaluate_economies(
-        [DEFAULT_ECONOMY], env.spec, env.scenario, users_per_arm=3000, days=args.days
+        [base], env.spec, env.scenario, users_per_arm=3000, days=args.days
     )[0]
-    comparisons = compare_to_control(summarise(env.population), list(VARIANTS))
+    comparisons = compare_to_control(env.population.summarise(), list(VARIANTS))
     by_key = {(c.metric, c.variant): c for c in comparisons}
     print(f"\nexperiment: {args.days} days, {env.population.users_per_arm} users per arm, "
           f"seed {args.seed}, {time.perf_counter() - started:.1f} s")  # fmt: skip
     print(f"expected objective of the best static economy over {args.days} days: "
           f"{optimum.value:.2f} (defaults: {control_value:.2f})\n")  # fmt: skip
     header = f"{'variant':<12}{'objective':>10}{'regret':>8}"
-    header += "".join(f"{m.lower():>22}" for m in SHOWN) + "   guardrails (acc/clamp/rej)"
+    header += "".join(f"{m.lower():>22}" for m in shown) + "   guardrails (acc/clamp/rej)"
     print(header)
     for arm in env.arms:
         sig = env.signals_of(arm)
@@ -94,7 +97,7 @@ def main() -> None:
             counts = env.guardrails.counts(arm)
             rails = f"{counts['accepted']}/{counts['clamped']}/{counts['rejected']}"
         row = f"{name:<12}{objective:>10}{regret:>8}"
-        for metric in SHOWN:
+        for metric in shown:
             value = sig.metrics[metric].value
             cell = f"{value:.3f}"
             if arm != CONTROL_ARM:

@@ -37,10 +37,14 @@ from agents.ppo import (
 )
 from agents.random_agent import RandomAgent
 from arena_rl.agent import Agent
-from arena_rl.envs.parallel import decode_observation
+from arena_rl.envs.parallel import ObservationLayout
 from arena_rl.experiment import run_experiment
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
 from arena_rl.scenarios.gamification.specs import PopulationSpec, load_population
 
+LAYOUT = ObservationLayout.of(load_scenario("default"))
+"""The observation layout PPO is trained on: the gamification scenario's."""
 TRAIN_SEED_OFFSET = 1_000_000
 """Training episodes use seeds at or above this; evaluation uses small seeds."""
 
@@ -55,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eval-seeds", type=int, nargs="*", default=list(range(20)))
     p.add_argument("--eval-n-users", type=int, default=6000, help="users over three arms")
     # what the policy controls
-    p.add_argument("--keys", nargs="+", default=list(arena_rl.ECONOMY_KEYS))
+    p.add_argument("--keys", nargs="+", default=list(ECONOMY_KEYS))
     p.add_argument("--step-pct", type=float, default=30.0, help="largest move a day, %%")
     p.add_argument("--hidden", type=int, default=64)
     # PPO (CleanRL's names and, where they fit a 28-day episode, its defaults)
@@ -99,7 +103,7 @@ class EpisodeStream:
         return obs
 
     def features(self) -> np.ndarray:
-        signals, config, _ = decode_observation(self.obs)
+        signals, config, _ = LAYOUT.decode(self.obs)
         return policy_features(signals, config, self.env.arena.days)
 
     def step(self, action: np.ndarray) -> tuple[float, bool, float | None]:

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from arena_rl.core.guardrails import GuardrailConfig
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 from arena_rl.server import ArenaRuntime, RunningServer, ServeSettings, serve_in_thread
 
 POPULATION = load_population()

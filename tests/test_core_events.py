@@ -25,7 +25,8 @@ from arena_rl.core.events import (
 from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig
 from arena_rl.experiment import ExperimentResult, run_experiment
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 
 
 class Recorder:
@@ -149,8 +150,10 @@ def test_user_events_are_columns_that_add_up_to_the_day() -> None:
             mine = cols["arm"] == i
             assert mine.sum() == close.enrolled[i]
             assert cols["active"][mine].sum() == close.active[i]
-            assert cols["scans"][mine].sum() == pytest.approx(close.scans[i])
-            assert cols["xp"][mine].sum(dtype=np.float64) == pytest.approx(close.xp[i], rel=1e-5)
+            assert cols["scans"][mine].sum() == pytest.approx(close.totals["scans"][i])
+            assert cols["xp"][mine].sum(dtype=np.float64) == pytest.approx(
+                close.totals["xp"][i], rel=1e-5
+            )
         assert not (cols["churned"] & cols["active"]).any()  # churn is a kind of inactivity
         assert (cols["useful_feedback"] <= cols["feedback"]).all()
         churned_total += int(cols["churned"].sum())

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from arena_rl.core import ground_truth
 from arena_rl.core.disk_cache import DiskCache, digest
-from arena_rl.scenarios.gamification import ground_truth
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 
 
 def test_a_value_is_computed_once_then_served(tmp_path: Path) -> None:

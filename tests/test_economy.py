@@ -91,11 +91,11 @@ def test_resolve_names_the_failing_layer() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("scanXP", 10, "unknown economy key"),
+        ("scanXP", 10, "unknown key"),
         ("scanXp", math.nan, "finite"),
         ("feedbackXp", math.inf, "finite"),
         ("photoXp", -math.inf, "finite"),
-        ("issueReportXp", -1, "non-negative"),
+        ("issueReportXp", -1, "at least 0"),
         ("statusReportXp", "20", "must be a number"),
         ("photoXp", True, "must be a number"),
         ("streakBonusPerDay", None, "must be a number"),

@@ -12,13 +12,11 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 import arena_rl
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate, RejectionCode
-from arena_rl.envs.parallel import (
-    OBS_SIZE,
-    action_to_update,
-    decode_observation,
-    encode_observation,
-)
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
+from arena_rl.envs.parallel import ObservationLayout, action_to_update
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, KNOBS
+
+LAYOUT = ObservationLayout.of(load_scenario("default"))
 
 SMALL = {"n_users": 600, "days": 10}
 
@@ -100,9 +98,9 @@ def test_observation_round_trip_is_the_live_signals() -> None:
     env = arena_rl.parallel_env(**SMALL)
     env.reset(seed=0)
     obs, *_ = env.step({a: None for a in env.agents})
-    sig, config, wait = decode_observation(obs["variant_1"])
+    sig, config, wait = LAYOUT.decode(obs["variant_1"])
     live = env.signals_of("variant_1")
-    assert obs["variant_1"].shape == (OBS_SIZE,)
+    assert obs["variant_1"].shape == (LAYOUT.size,)
     assert sig.enrolled == live.enrolled and sig.active_today == live.active_today
     for name, metric in live.metrics.items():
         assert sig.metrics[name].value == pytest.approx(metric.value, rel=1e-6)
@@ -110,7 +108,7 @@ def test_observation_round_trip_is_the_live_signals() -> None:
         assert sig.metrics[name].confidence == metric.confidence
     assert config == DEFAULT_ECONOMY
     assert wait == 0.0
-    assert np.array_equal(encode_observation(live, config, wait), obs["variant_1"])
+    assert np.array_equal(LAYOUT.encode(live, config, wait), obs["variant_1"])
 
 
 def test_reward_is_the_change_of_the_cumulative_objective() -> None:
@@ -125,8 +123,8 @@ def test_reward_is_the_change_of_the_cumulative_objective() -> None:
 
 
 def test_box_action_moves_keys_within_the_delta_limit_and_zero_means_no_update() -> None:
-    assert action_to_update(np.zeros(10), DEFAULT_ECONOMY, 50.0) is None
-    update = action_to_update(np.array([1.0, -1.0] + [0.0] * 8), DEFAULT_ECONOMY, 50.0)
+    assert action_to_update(np.zeros(10), DEFAULT_ECONOMY, 50.0, KNOBS) is None
+    update = action_to_update(np.array([1.0, -1.0] + [0.0] * 8), DEFAULT_ECONOMY, 50.0, KNOBS)
     assert update is not None
     assert update.overrides == {"scanXp": 15.0, "feedbackXp": 7.5}
 
@@ -153,7 +151,7 @@ def test_rate_limit_in_days_rejects_and_observation_shows_the_wait() -> None:
     env.step({"variant_1": ConfigUpdate({"scanXp": 12}), "variant_2": None})
     obs, *_ = env.step({"variant_1": ConfigUpdate({"scanXp": 13}), "variant_2": None})
     assert env.last_result["variant_1"].rejection_code == RejectionCode.RATE_LIMITED
-    _, _, wait = decode_observation(obs["variant_1"])
+    _, _, wait = LAYOUT.decode(obs["variant_1"])
     assert wait == pytest.approx(1.0)  # accepted on day 0, next allowed on day 3, now day 2
 
 

@@ -48,7 +48,7 @@ class Slow(BaseAgent):
     [
         (Raises(), "raised RuntimeError: boom"),
         (ReturnsNaN(), "scanXp must be finite"),
-        (UnknownKey(), "unknown economy key 'xpMultiplier'"),
+        (UnknownKey(), "unknown key 'xpMultiplier'"),
         (ReturnsJunk(), "returned dict, not a ConfigUpdate"),
         (Slow(), "over the 0.01 s limit"),
     ],

@@ -8,15 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from arena_rl.scenarios.gamification.economy import (
-    DEFAULT_ECONOMY,
-    ECONOMY_KEYS,
-    INTEGER_KEYS,
-    economy_array,
-    validate_overrides,
-)
-from arena_rl.scenarios.gamification.ground_truth import (
-    UPPER_BOUND,
+from arena_rl.core.ground_truth import (
     StaticOptimum,
     _clamped,
     best_schedule,
@@ -24,7 +16,17 @@ from arena_rl.scenarios.gamification.ground_truth import (
     evaluate_economies,
     evaluate_schedules,
 )
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.core.knobs import SEARCH_MULTIPLE
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import (
+    DEFAULT_ECONOMY,
+    ECONOMY_KEYS,
+    INTEGER_KEYS,
+    KNOBS,
+    economy_array,
+    validate_overrides,
+)
+from arena_rl.scenarios.gamification.specs import load_population
 
 SPEC = load_population("default")
 SCENARIO = load_scenario("default")
@@ -99,7 +101,7 @@ def test_optimum_is_a_valid_economy(optimum: StaticOptimum) -> None:
     for key in INTEGER_KEYS:
         assert float(optimum.economy[key]).is_integer()
     for key, value in optimum.economy.items():
-        assert 0 <= value <= UPPER_BOUND * DEFAULT_ECONOMY[key]
+        assert 0 <= value <= SEARCH_MULTIPLE * DEFAULT_ECONOMY[key]
     assert optimum.evaluations > len(ECONOMY_KEYS)
 
 
@@ -107,7 +109,7 @@ def test_optimum_is_interior_for_at_least_two_keys(optimum: StaticOptimum) -> No
     interior = [
         key
         for key, value in optimum.economy.items()
-        if 0 < value < UPPER_BOUND * DEFAULT_ECONOMY[key] and value != DEFAULT_ECONOMY[key]
+        if 0 < value < SEARCH_MULTIPLE * DEFAULT_ECONOMY[key] and value != DEFAULT_ECONOMY[key]
     ]
     # "raise every XP" is not optimal: the best economy moves keys to values strictly inside the
     # searched range, neither switched off nor at the ceiling
@@ -154,7 +156,7 @@ def test_one_phase_schedule_without_clamp_is_the_static_evaluation() -> None:
 def test_clamped_schedule_moves_at_most_the_delta_limit_a_day() -> None:
     current = economy_array([DEFAULT_ECONOMY])
     target = economy_array([{**DEFAULT_ECONOMY, "scanXp": 100.0, "photoXp": 0.0}])
-    moved = _clamped(current, target, 50.0)
+    moved = _clamped(current, target, 50.0, KNOBS)
     row = dict(zip(ECONOMY_KEYS, moved[0], strict=True))
     assert row["scanXp"] == 15.0 and row["photoXp"] == 5.0
     assert row["feedbackXp"] == DEFAULT_ECONOMY["feedbackXp"]

@@ -18,7 +18,7 @@ from arena_rl.core.guardrails import (
     Guardrails,
     RejectionCode,
 )
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, EconomyError
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, KNOBS, EconomyError
 
 S = ExperimentStatus
 R = RejectionCode
@@ -36,7 +36,11 @@ def make(
         "b": dict(DEFAULT_ECONOMY),
     }
     return Guardrails(
-        economies, control="control", config=config or GuardrailConfig(), status=status
+        economies,
+        control="control",
+        config=config or GuardrailConfig(),
+        status=status,
+        knobs=KNOBS,
     )
 
 
@@ -169,7 +173,7 @@ def test_status_gate(status: ExperimentStatus) -> None:
         ({"bogusXp": 5}, "bogusXp"),
         ({"scanXp": float("nan")}, "scanXp"),
         ({"scanXp": float("inf")}, "scanXp"),
-        ({"scanXp": -1}, "non-negative"),
+        ({"scanXp": -1}, "at least 0"),
         ({"scanXp": "ten"}, "number"),
         ({"scanDailyCap": 20.5}, "whole"),
         ({}, "empty"),
@@ -554,10 +558,10 @@ def test_time_must_not_go_backwards() -> None:
 
 def test_constructor_validation() -> None:
     with pytest.raises(ValueError, match="control 'ctl'"):
-        Guardrails({"control": {}, "a": {}}, control="ctl")
+        Guardrails({"control": {}, "a": {}}, control="ctl", knobs=KNOBS)
     with pytest.raises(EconomyError, match="variant 'a'"):
-        Guardrails({"control": {}, "a": {"scanXp": -1.0}}, control="control")
-    partial = Guardrails({"control": {}, "a": {"scanXp": 12.0}}, control="control")
+        Guardrails({"control": {}, "a": {"scanXp": -1.0}}, control="control", knobs=KNOBS)
+    partial = Guardrails({"control": {}, "a": {"scanXp": 12.0}}, control="control", knobs=KNOBS)
     assert partial.current_config("a") == {**DEFAULT_ECONOMY, "scanXp": 12.0}
     assert partial.variants == ("control", "a")
 

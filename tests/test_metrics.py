@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from arena_rl.core.signals import METRICS, compare_to_control, signals, summarise
+from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import MeanSummary, fisher, welch
+from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
+from arena_rl.scenarios.gamification.metrics import METRICS
 from arena_rl.scenarios.gamification.population import Population
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 
 
 def run(n_arms: int, users_per_arm: int, days: int, seed: int, economies=None) -> Population:
@@ -25,13 +27,13 @@ def run(n_arms: int, users_per_arm: int, days: int, seed: int, economies=None) -
 
 def test_signals_are_computed_from_the_users() -> None:
     pop = run(2, 800, 10, seed=1)
-    sig = signals(pop)[1]
+    sig = pop.signals(pop.summarise())[1]
     n = pop.n_enrolled
     enrolled = pop.enrolled_mask()[1]
     active_today = (pop.recent[1, :n] & 1).astype(bool)
     assert sig.enrolled == enrolled.sum()
     assert sig.active_today == active_today.sum()
-    assert sig.total_scans == int(pop.scans_total[1].sum())
+    assert sig.total_actions == int(pop.scans_total[1].sum())
     assert sig.experiment_days == 10
     scan = sig.metrics["SCAN_FREQUENCY"]
     assert scan.value == pytest.approx(pop.scans_today[1, :n][active_today].mean(), rel=1e-6)
@@ -50,7 +52,7 @@ def test_signals_are_computed_from_the_users() -> None:
 
 def test_confidence_is_low_for_a_tiny_experiment() -> None:
     pop = run(2, 6, 1, seed=0)
-    sig = signals(pop)[1]
+    sig = pop.signals(pop.summarise())[1]
     assert sig.metrics["RETENTION_RATE"].confidence == "low"
 
 
@@ -59,7 +61,7 @@ def test_welch_on_population_summaries_matches_scipy_on_the_raw_users() -> None:
     n = pop.n_enrolled
     enrolled = pop.enrolled_mask()
     streaks = [pop.streak[a, :n][enrolled[a]].astype(np.float64) for a in (0, 1)]
-    summaries = summarise(pop)["STREAK_LENGTH"]
+    summaries = pop.summarise()["STREAK_LENGTH"]
     ours = welch(summaries[1], summaries[0], metric="STREAK_LENGTH", variant="v")
     ref = sps.ttest_ind(streaks[1], streaks[0], equal_var=False)
     assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-8)
@@ -69,7 +71,7 @@ def test_welch_on_population_summaries_matches_scipy_on_the_raw_users() -> None:
 
 def test_retention_fisher_matches_scipy_fisher_exact() -> None:
     pop = run(2, 500, 9, seed=3)
-    s = summarise(pop)["RETENTION_RATE"]
+    s = pop.summarise()["RETENTION_RATE"]
     ours = fisher(s[1], s[0], metric="RETENTION_RATE", variant="v")
     table = [[s[1].successes, s[1].trials - s[1].successes],
              [s[0].successes, s[0].trials - s[0].successes]]  # fmt: skip
@@ -79,7 +81,7 @@ def test_retention_fisher_matches_scipy_fisher_exact() -> None:
 def test_compare_to_control_detects_a_real_lift_and_applies_holm() -> None:
     economies = [DEFAULT_ECONOMY, DEFAULT_ECONOMY, {**DEFAULT_ECONOMY, "scanXp": 15.0}]
     pop = run(3, 3000, 14, seed=4, economies=economies)
-    results = compare_to_control(summarise(pop), ["same", "more_scan_xp"])
+    results = compare_to_control(pop.summarise(), ["same", "more_scan_xp"])
     by_key = {(c.metric, c.variant): c for c in results}
     lifted = by_key[("XP_VELOCITY", "more_scan_xp")]
     assert lifted.effect > 0 and lifted.significant and lifted.ci_low > 0
@@ -102,7 +104,7 @@ def test_aa_false_positive_rate_and_ci_coverage_are_nominal() -> None:
     rejections = dict.fromkeys(METRICS, 0)
     covered = dict.fromkeys(METRICS, 0)
     for seed in range(seeds):
-        summaries = summarise(run(2 * pairs, 500, 14, seed=seed))
+        summaries = run(2 * pairs, 500, 14, seed=seed).summarise()
         for metric in METRICS:
             for i in range(pairs):
                 a, b = summaries[metric][2 * i + 1], summaries[metric][2 * i]

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pytest
 
+from arena_rl.core.scenario import DayOutcome
+from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, economy_array
-from arena_rl.scenarios.gamification.population import STATE_FIELDS, DayOutcome, Population
+from arena_rl.scenarios.gamification.population import STATE_FIELDS, Population
 from arena_rl.scenarios.gamification.specs import (
+    GamificationScenario,
     PopulationSpec,
-    Scenario,
     load_population,
-    load_scenario,
 )
 
 SPECS = {name: load_population(name) for name in ("default", "farmers", "casual")}
@@ -47,7 +48,7 @@ def _twins(
     n_arms: int,
     users_per_arm: int = 10_000,
     preset: str | PopulationSpec = "default",
-    scenario: Scenario = SCENARIO,
+    scenario: GamificationScenario = SCENARIO,
     seed: int = 0,
 ) -> Population:
     spec = SPECS[preset] if isinstance(preset, str) else preset
@@ -127,7 +128,9 @@ def test_pickle_round_trip_continues_identically() -> None:
     for name, value in _state(pop).items():
         assert np.array_equal(value, getattr(clone, name)), name
     for a, b in zip(out_pop, out_clone, strict=True):
-        assert np.array_equal(a.value, b.value) and np.array_equal(a.scans, b.scans)
+        assert np.array_equal(a.value, b.value) and np.array_equal(
+            a.totals["scans"], b.totals["scans"]
+        )
 
 
 def test_twins_share_users_and_draws_across_arms() -> None:
@@ -404,7 +407,7 @@ def test_lower_scan_cap_lowers_xp() -> None:
     outcomes = _run(pop, [_economy(), _economy(scanDailyCap=5.0)], 14)
     xp_per_user = pop.xp_total.sum(axis=1) / pop.users_per_arm
     assert xp_per_user[1] < 0.9 * xp_per_user[0]  # observed about -20% at cap 5
-    assert all(o.xp[1] < o.xp[0] for o in outcomes)
+    assert all(o.totals["xp"][1] < o.totals["xp"][0] for o in outcomes)
 
 
 def test_xp_accounting_stops_at_the_caps() -> None:
@@ -535,7 +538,7 @@ def test_xp_inflation_costs_more_than_it_brings() -> None:
     value = np.array([o.value for o in outcomes])
     assert np.all(value[:, 1] < value[:, 0])  # every day
     assert value[:, 1].sum() < value[:, 0].sum() - 100  # observed 21 vs -580 per user
-    xp = np.array([o.xp for o in outcomes]).sum(axis=0)
+    xp = np.array([o.totals["xp"] for o in outcomes]).sum(axis=0)
     assert xp[1] > 5 * xp[0]  # more XP is handed out
 
 
@@ -567,7 +570,7 @@ def test_objective_value_matches_its_definition() -> None:
             active = float((pop.recent[arm] & 1).sum())
             xp = float((pop.xp_total - xp0)[arm].sum())
             assert outcome.active[arm] == active
-            assert outcome.xp[arm] == pytest.approx(xp, rel=1e-5)
+            assert outcome.totals["xp"][arm] == pytest.approx(xp, rel=1e-5)
             over = max(xp - obj.xp_budget * n, 0.0)
             overspent.append(over > 0)
             expected = (

@@ -12,7 +12,8 @@ import pytest
 from hydra.utils import instantiate
 
 from arena_rl.core.experiment import CONTROL_ARM
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
 from arena_rl.tournament.play import TournamentResult, TournamentSpec, play_tournament
 from arena_rl.tournament.ratings import (
     AgentStanding,

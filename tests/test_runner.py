@@ -23,7 +23,9 @@ from ray import cloudpickle
 from arena_rl.agent import Agent, VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
 from arena_rl.core.signals import Signals
-from arena_rl.scenarios.gamification.specs import CONF_DIR, load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.specs import load_population
+from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament.play import TournamentResult, TournamentSpec
 from arena_rl.tournament.runner import FAILED_FILE, RESULTS_DIR, RunOutcome, run_tournaments
 

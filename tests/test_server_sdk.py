@@ -14,8 +14,8 @@ from tendedloop_agent import Agent, ConfigUpdate
 from tendedloop_agent.env import ArenaEnv
 from tendedloop_agent.types import Signals
 
-from arena_rl.core.signals import METRICS
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
+from arena_rl.scenarios.gamification.metrics import METRICS
 from arena_rl.server.cli import admin as admin_cli
 
 ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"

@@ -11,20 +11,18 @@ from typing import Any
 import pytest
 import yaml
 
+from arena_rl.scenarios import load_scenario, scenario_from_dict
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, EconomyError
 from arena_rl.scenarios.gamification.specs import (
-    CONF_DIR,
     TRAITS,
     Behaviour,
+    GamificationScenario,
     Objective,
     PopulationSpec,
-    Scenario,
-    SpecError,
     load_population,
-    load_scenario,
     population_from_dict,
-    scenario_from_dict,
 )
+from arena_rl.scenarios.specs import CONF_DIR, SpecError
 
 PRESETS = ("default", "farmers", "casual")
 
@@ -264,7 +262,7 @@ def test_population_from_dict_does_not_mutate_input() -> None:
 
 def test_default_scenario() -> None:
     scenario = load_scenario("default")
-    assert isinstance(scenario, Scenario)
+    assert isinstance(scenario, GamificationScenario)
     assert (scenario.days, scenario.decision_interval, scenario.interference) == (28, 1, 0.0)
     assert scenario.objective == Objective()
     assert scenario.base_economy() == dict(DEFAULT_ECONOMY)

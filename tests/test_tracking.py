@@ -29,8 +29,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from arena_rl.core.experiment import CONTROL_ARM
-from arena_rl.core.signals import METRICS
-from arena_rl.scenarios.gamification.specs import load_population, load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.gamification.specs import load_population
 from arena_rl.tournament.play import TournamentResult, TournamentSpec, play_tournament
 from arena_rl.tournament.plots import leaderboard_plot, mean_history, trajectories_plot
 from arena_rl.tournament.ratings import leaderboard, standings_records

@@ -37,10 +37,10 @@ class DayClosed:
     """Each arm's economy during the day."""
     enrolled: np.ndarray
     active: np.ndarray
-    scans: np.ndarray
-    xp: np.ndarray
     value: np.ndarray
     """The scenario objective earned today per enrolled user: each arm's reward."""
+    totals: Mapping[str, np.ndarray]
+    """The scenario's own totals of the day (e.g. scans and XP; revenue)."""
     signals: tuple[Signals, ...]
     """Each arm's signals at the end of the day, as an agent sees them."""
 

@@ -1,8 +1,10 @@
 """The experiment core: one experiment's population, economies, guardrails, signals and day clock.
 
-:meth:`ExperimentCore.step_day` is the only place a simulated day happens: the population steps
-under each arm's current economy, the signals are summarised, each treatment's harm is checked
-against control (the circuit breaker), and each arm's objective is added up. Updates go through
+:meth:`ExperimentCore.step_day` is the only place a simulated day happens: the scenario's
+population steps under each arm's current economy, the signals are summarised, each
+treatment's harm signal is checked against control (the circuit breaker), and each arm's
+objective is added up. The core knows the scenario only through its protocol
+(:class:`~arena_rl.core.scenario.Scenario`). Updates go through
 :meth:`ExperimentCore.submit`, which passes them to the five guardrails. The PettingZoo
 environment, the in-process experiment runner and the HTTP server drive a core and add only
 their own concern; what happens is published on the core's event stream
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,11 +30,9 @@ from arena_rl.core.events import (
     UserDay,
 )
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
-from arena_rl.core.signals import Signals, Summaries, signals, summarise
+from arena_rl.core.scenario import DayOutcome, Model, Scenario
+from arena_rl.core.signals import Signals, Summaries
 from arena_rl.core.stats import RatioSummary
-from arena_rl.scenarios.gamification.economy import economy_array
-from arena_rl.scenarios.gamification.population import DayOutcome, Population
-from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 CONTROL_ARM = "control_arm"
 """The control arm's name, in every experiment, result and run (an agent may itself be named
@@ -53,8 +53,8 @@ class ExperimentCore:
     """One A/B/n experiment on a synthetic population: control first, then the treatments.
 
     Args:
-        population: the population preset.
-        scenario: the scenario (base economy, objective).
+        population: the population preset (of the scenario's plugin).
+        scenario: the scenario (knobs, model, base economy, objective, harm signal).
         arms: arm names, control first.
         seed: seeds the population (an int or a SeedSequence).
         n_users: users over all arms.
@@ -64,7 +64,7 @@ class ExperimentCore:
 
     def __init__(
         self,
-        population: PopulationSpec,
+        population: Any,
         scenario: Scenario,
         arms: Sequence[str],
         seed: int | np.random.SeedSequence,
@@ -76,10 +76,13 @@ class ExperimentCore:
             raise ValueError(f"need a control and at least one treatment, all distinct: {arms}")
         self.arms = tuple(arms)
         self.control = self.arms[0]
+        self.scenario = scenario
         base = scenario.base_economy()
-        self.population = Population(population, scenario, len(self.arms), seed, n_users)
-        self.guardrails = Guardrails(dict.fromkeys(self.arms, base), self.control, guardrails)
-        self.signals: list[Signals] = signals(self.population)
+        self.population: Model = scenario.model(population, len(self.arms), seed, n_users)
+        self.guardrails = Guardrails(
+            dict.fromkeys(self.arms, base), self.control, guardrails, knobs=scenario.knobs
+        )
+        self.signals: list[Signals] = self.population.signals(self.population.summarise())
         self.objective = dict.fromkeys(self.arms, 0.0)
         """Each arm's realised objective so far (the sum of its daily values)."""
         self.events = EventStream(subscribers)
@@ -141,14 +144,14 @@ class ExperimentCore:
         pop, rails = self.population, self.guardrails
         economies = [rails.current_config(arm) for arm in self.arms]
         alive_before = pop.alive.copy() if self.events.wants_users else None
-        outcome = pop.step(economy_array(economies))
-        summaries = summarise(pop)
-        self.signals = signals(pop, summaries)
-        retention = cast(Sequence[RatioSummary], summaries["RETENTION_RATE"])
-        control = retention[0]
+        outcome = pop.step(self.scenario.knobs.array(economies))
+        summaries = pop.summarise()
+        self.signals = pop.signals(summaries)
+        harm = cast(Sequence[RatioSummary], summaries[self.scenario.harm_metric])
+        control = harm[0]
         tripped = tuple(
             arm
-            for arm, treated in zip(self.arms[1:], retention[1:], strict=True)
+            for arm, treated in zip(self.arms[1:], harm[1:], strict=True)
             if rails.check_harm(
                 arm, treated.successes, treated.trials, control.successes, control.trials, pop.day
             )
@@ -164,18 +167,21 @@ class ExperimentCore:
         return DayReport(outcome, summaries, tripped)
 
     def _publish_day(self, outcome: DayOutcome, economies: Sequence[Mapping[str, float]]) -> None:
-        frozen = {}
-        for name in ("enrolled", "active", "scans", "xp", "value"):
-            array = np.array(getattr(outcome, name))
-            array.flags.writeable = False
-            frozen[name] = array
+        def frozen(array: np.ndarray) -> np.ndarray:
+            copy = np.array(array)
+            copy.flags.writeable = False
+            return copy
+
         self.events.publish(
             DayClosed(
                 day=outcome.day,
                 arms=self.arms,
                 economies=tuple(dict(e) for e in economies),
+                enrolled=frozen(outcome.enrolled),
+                active=frozen(outcome.active),
+                value=frozen(outcome.value),
+                totals={name: frozen(array) for name, array in outcome.totals.items()},
                 signals=tuple(self.signals),
-                **frozen,
             )
         )
 

@@ -20,13 +20,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import fisher_exact
 
-from arena_rl.scenarios.gamification.economy import (
-    DEFAULT_ECONOMY,
-    INTEGER_KEYS,
-    EconomyError,
-    resolve_economy,
-    validate_overrides,
-)
+from arena_rl.core.knobs import KnobError, Knobs
 
 
 class ExperimentStatus(StrEnum):
@@ -71,7 +65,8 @@ class RejectionCode(StrEnum):
     CIRCUIT_BREAKER_ACTIVE = "CIRCUIT_BREAKER_ACTIVE"
     RATE_LIMITED = "RATE_LIMITED"
     INVALID_UPDATE = "INVALID_UPDATE"
-    """Unknown key, non-number, NaN/inf, negative value, fractional cap or empty overrides."""
+    """Unknown key, non-number, NaN/inf, a value outside its knob's bounds, a fractional value
+    of an integer knob, or empty overrides."""
 
 
 def _check_field(obj: object, name: str, lo: float, hi: float, *, integer: bool = False) -> None:
@@ -237,10 +232,11 @@ class Guardrails:
     """Guards one experiment's variants and records every decision.
 
     Args:
-        economies: variant name -> economy (validated and completed by ``resolve_economy``).
+        economies: variant name -> economy (validated and completed by ``knobs.resolve``).
         control: name of the control variant (never changes).
         config: guardrail settings.
         status: initial lifecycle status.
+        knobs: the scenario's knobs: what an update may set, and to what.
     """
 
     def __init__(
@@ -249,15 +245,18 @@ class Guardrails:
         control: str,
         config: GuardrailConfig = GuardrailConfig(),
         status: ExperimentStatus = ExperimentStatus.RUNNING,
+        *,
+        knobs: Knobs,
     ) -> None:
         if control not in economies:
             raise ValueError(f"control {control!r} is not one of the variants {list(economies)}")
+        self.knobs = knobs
         self.control = control
         self.config = config
         self._status = ExperimentStatus(status)
         self._variants: dict[str, _VariantState] = {}
         for name, economy in economies.items():
-            start = resolve_economy(economy, where=f"variant {name!r}")
+            start = knobs.resolve(economy, where=f"variant {name!r}")
             self._variants[name] = _VariantState(config=start, safe_config=dict(start))
         self._audit: list[AuditEntry] = []
         self._now = -math.inf
@@ -360,7 +359,9 @@ class Guardrails:
     ) -> bool:
         """Trip the breaker if the variant harms retention; return True if it tripped now.
 
-        Counts are users active in the last 7 days out of those enrolled. Harm needs both
+        Counts are the successes and trials of the scenario's harm signal, a retention-like
+        share where higher is better (gamification: users active in the last 7 days out of
+        those enrolled; pricing: customers still paying out of those who ever paid). Harm needs both
         samples of at least ``breaker_min_sample`` users and either treatment retention below
         the floor, or a gap to control of at least ``breaker_min_harm`` that a one-sided Fisher
         exact test finds significant at ``breaker_alpha``. A check with enough data and no harm
@@ -446,10 +447,10 @@ class Guardrails:
             detail = f"circuit breaker tripped on day {state.tripped_at:g}; resets day {until:g}"
             return RejectionCode.CIRCUIT_BREAKER_ACTIVE, detail, until
         try:
-            clean = validate_overrides(overrides, where=f"variant {variant!r}")
+            clean = self.knobs.validate(overrides, where=f"variant {variant!r}")
             if not clean:
-                raise EconomyError(f"variant {variant!r}: empty overrides, nothing to update")
-        except EconomyError as err:
+                raise KnobError(f"variant {variant!r}: empty overrides, nothing to update")
+        except KnobError as err:
             return RejectionCode.INVALID_UPDATE, str(err), None
         rate_time = self._rate_time(state)
         if rate_time is not None and now < rate_time:
@@ -461,19 +462,22 @@ class Guardrails:
     def _clamp(
         self, current: Mapping[str, float], requested: Mapping[str, float]
     ) -> tuple[dict[str, float], dict[str, ClampedDelta]]:
-        """Guardrail 6: clip each value to ±pct of its current value (of its default at 0)."""
+        """Guardrail 6: clip each value to ±pct of its current value (of its default at 0); an
+        integer knob may always move by one whole unit (±50 % of 1 would pin it at 1 for ever)."""
         pct = self.config.delta_limit_pct / 100.0
         applied: dict[str, float] = {}
         deltas: dict[str, ClampedDelta] = {}
         for key, want in requested.items():
             prev = current[key]
-            ref = prev if prev > 0 else DEFAULT_ECONOMY[key]
+            ref = prev if prev > 0 else self.knobs.defaults[key]
             max_delta = ref * pct
+            if key in self.knobs.integer:
+                max_delta = max(max_delta, 1.0)
             lo, hi = (prev - max_delta, prev + max_delta) if prev > 0 else (0.0, max_delta)
             # The tolerance keeps a request exactly on the edge from being "clamped" by float noise.
             inside = lo <= want <= hi or math.isclose(want, lo) or math.isclose(want, hi)
             got = want if inside else min(max(want, lo), hi)
-            if key in INTEGER_KEYS and not got.is_integer():
+            if key in self.knobs.integer and not got.is_integer():
                 got = float(round(got))
                 if not lo <= got <= hi:  # rounding left the window: round toward current instead
                     got = float(math.floor(hi) if got > hi else math.ceil(lo))

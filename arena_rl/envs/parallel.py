@@ -10,6 +10,7 @@ i.e. the value the arm created that day per enrolled user.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,57 +20,69 @@ from pettingzoo import ParallelEnv
 from arena_rl.core.events import Subscriber
 from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.knobs import Knobs
+from arena_rl.core.scenario import Model, Scenario
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
-from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS, round_caps
-from arena_rl.scenarios.gamification.population import Population
-from arena_rl.scenarios.gamification.specs import (
-    PopulationSpec,
-    Scenario,
-    load_population,
-    load_scenario,
-)
+from arena_rl.scenarios import load_population, load_scenario
 
-COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_scans", "experiment_days")
+COUNT_FIELDS = ("enrolled", "active_today", "active_7d", "total_actions", "experiment_days")
 METRIC_FIELDS = ("value", "std_dev", "sample_size", "confidence")
 CONFIDENCE_CODES = {"low": 0.0, "medium": 1.0, "high": 2.0}
-OBS_SIZE = len(COUNT_FIELDS) + len(METRICS) * len(METRIC_FIELDS) + len(ECONOMY_KEYS) + 1
-"""counts | per metric (value, std_dev, sample_size, confidence 0/1/2) | config | days to wait"""
 OBS_HIGH = 1e9
 """Finite ceiling of every observation entry (Gymnasium's checker rejects infinite bounds)."""
 
 Action = np.ndarray | ConfigUpdate | None
 
 
-def encode_observation(sig: Signals, config: Mapping[str, float], wait_days: float) -> np.ndarray:
-    """Flatten signals + current config into the observation vector (float32, all >= 0)."""
-    values = [float(getattr(sig, f)) for f in COUNT_FIELDS]
-    for name in METRICS:
-        m = sig.metrics[name]
-        values += [m.value, m.std_dev or 0.0, float(m.sample_size), CONFIDENCE_CODES[m.confidence]]
-    values += [config[k] for k in ECONOMY_KEYS]
-    values.append(wait_days)
-    return np.clip(np.asarray(values, dtype=np.float32), 0.0, OBS_HIGH)
+@dataclass(frozen=True)
+class ObservationLayout:
+    """How a scenario's signals and config flatten into an observation vector:
+    counts | per metric (value, std_dev, sample_size, confidence 0/1/2) | config | days to wait.
+    """
+
+    metrics: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> ObservationLayout:
+        return cls(tuple(scenario.metrics), scenario.knobs.keys)
+
+    @property
+    def size(self) -> int:
+        return len(COUNT_FIELDS) + len(self.metrics) * len(METRIC_FIELDS) + len(self.keys) + 1
+
+    def encode(self, sig: Signals, config: Mapping[str, float], wait_days: float) -> np.ndarray:
+        """Flatten signals + current config into the observation vector (float32, all >= 0)."""
+        values = [float(getattr(sig, f)) for f in COUNT_FIELDS]
+        for name in self.metrics:
+            m = sig.metrics[name]
+            values += [m.value, m.std_dev or 0.0, float(m.sample_size)]
+            values.append(CONFIDENCE_CODES[m.confidence])
+        values += [config[k] for k in self.keys]
+        values.append(wait_days)
+        return np.clip(np.asarray(values, dtype=np.float32), 0.0, OBS_HIGH)
+
+    def decode(self, obs: np.ndarray) -> tuple[Signals, dict[str, float], float]:
+        """Inverse of :meth:`encode`: (signals, current config, days until allowed)."""
+        obs = np.asarray(obs, dtype=np.float64)
+        counts = {f: round(float(obs[i])) for i, f in enumerate(COUNT_FIELDS)}
+        labels = {code: name for name, code in CONFIDENCE_CODES.items()}
+        metrics, i = {}, len(COUNT_FIELDS)
+        for name in self.metrics:
+            value, std, n, conf = obs[i : i + 4]
+            level = labels[float(conf)]
+            metrics[name] = MetricValue(float(value), float(std), round(float(n)), level)  # type: ignore[arg-type]
+            i += 4
+        config = {k: float(obs[i + j]) for j, k in enumerate(self.keys)}
+        return Signals(**counts, metrics=metrics), config, float(obs[-1])
 
 
-def decode_observation(obs: np.ndarray) -> tuple[Signals, dict[str, float], float]:
-    """Inverse of :func:`encode_observation`: (signals, current config, days until allowed)."""
-    obs = np.asarray(obs, dtype=np.float64)
-    counts = {f: round(float(obs[i])) for i, f in enumerate(COUNT_FIELDS)}
-    labels = {code: name for name, code in CONFIDENCE_CODES.items()}
-    metrics, i = {}, len(COUNT_FIELDS)
-    for name in METRICS:
-        value, std, n, conf = obs[i : i + 4]
-        metrics[name] = MetricValue(float(value), float(std), round(float(n)), labels[float(conf)])  # type: ignore[arg-type]
-        i += 4
-    config = {k: float(obs[i + j]) for j, k in enumerate(ECONOMY_KEYS)}
-    return Signals(**counts, metrics=metrics), config, float(obs[-1])
-
-
-def action_to_update(action: np.ndarray, config: Mapping[str, float], delta_limit_pct: float) -> (
-    ConfigUpdate | None
-):  # fmt: skip
-    """A Box action in [-1, 1]^10 moves each key by ``action × delta_limit_pct`` % of its value.
+def action_to_update(
+    action: np.ndarray, config: Mapping[str, float], delta_limit_pct: float, knobs: Knobs
+) -> ConfigUpdate | None:
+    """A Box action in [-1, 1]^n_knobs moves each knob by ``action × delta_limit_pct`` % of its
+    value (knob order), then into its bounds.
 
     An all-zero action is "no change": nothing is submitted, so no rate limit is spent.
     """
@@ -77,8 +90,8 @@ def action_to_update(action: np.ndarray, config: Mapping[str, float], delta_limi
     if not action.any():
         return None
     step = 1.0 + action * delta_limit_pct / 100.0
-    requested = {k: config[k] * s for k, s in zip(ECONOMY_KEYS, step, strict=True)}
-    overrides = {k: v for k, v in round_caps(requested).items() if v != config[k]}
+    requested = {k: config[k] * s for k, s in zip(knobs.keys, step, strict=True)}
+    overrides = {k: v for k, v in knobs.clipped(requested).items() if v != config[k]}
     return ConfigUpdate(overrides, reasoning="box action") if overrides else None
 
 
@@ -87,8 +100,9 @@ class ArenaParallelEnv(ParallelEnv):
 
     Args:
         n_agents: treatment variants (agents are named ``variant_1`` ... ``variant_n``).
-        population: preset name or path, or a :class:`PopulationSpec`.
-        scenario: scenario name or path, or a :class:`Scenario`.
+        population: preset name or path, or a preset of the scenario's plugin (default: the
+            scenario's default preset).
+        scenario: scenario name or path, or a :class:`~arena_rl.core.scenario.Scenario`.
         n_users: total users over all arms (default: the preset's).
         days: horizon in days (default: the scenario's).
         decision_interval: days between decisions (default: the scenario's).
@@ -105,7 +119,7 @@ class ArenaParallelEnv(ParallelEnv):
     def __init__(
         self,
         n_agents: int = 2,
-        population: str | PopulationSpec = "default",
+        population: Any = None,
         scenario: str | Scenario = "default",
         n_users: int | None = None,
         days: int | None = None,
@@ -117,10 +131,11 @@ class ArenaParallelEnv(ParallelEnv):
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.spec = (
-            population if isinstance(population, PopulationSpec) else load_population(population)
-        )
-        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        if population is None or isinstance(population, str):
+            self.spec = load_population(self.scenario, population)
+        else:
+            self.spec = population
         self.n_users = n_users or self.spec.n_users
         self.days = days or self.scenario.days
         self.decision_interval = decision_interval or self.scenario.decision_interval
@@ -135,8 +150,9 @@ class ArenaParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         self.possible_agents = [f"variant_{i}" for i in range(1, n_agents + 1)]
         self.agents: list[str] = []
-        self._obs_space = spaces.Box(0.0, OBS_HIGH, shape=(OBS_SIZE,), dtype=np.float32)
-        self._act_space = spaces.Box(-1.0, 1.0, shape=(len(ECONOMY_KEYS),), dtype=np.float32)
+        self.layout = ObservationLayout.of(self.scenario)
+        self._obs_space = spaces.Box(0.0, OBS_HIGH, shape=(self.layout.size,), dtype=np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, shape=(len(self.scenario.knobs),), dtype=np.float32)
         self._seed_seq = np.random.SeedSequence()
         self.core: ExperimentCore | None = None
         self.subscribers: list[Subscriber] = []
@@ -175,7 +191,7 @@ class ArenaParallelEnv(ParallelEnv):
         return self._observations(), {a: self._info(a) for a in self.agents}
 
     @property
-    def population(self) -> Population | None:
+    def population(self) -> Model | None:
         return None if self.core is None else self.core.population
 
     @property
@@ -203,7 +219,8 @@ class ArenaParallelEnv(ParallelEnv):
                 update = actions.get(agent)
                 if isinstance(update, np.ndarray | list | tuple):
                     limit = self.guardrail_config.delta_limit_pct
-                    update = action_to_update(np.asarray(update), core.config(agent), limit)
+                    knobs = self.scenario.knobs
+                    update = action_to_update(np.asarray(update), core.config(agent), limit, knobs)
                 if update is not None:
                     results[agent] = core.submit(agent, update, now)
         self.last_result = results
@@ -229,7 +246,7 @@ class ArenaParallelEnv(ParallelEnv):
         for agent in self.agents:
             allowed = core.guardrails.next_allowed_update(agent)
             wait = 0.0 if allowed is None else max(allowed - core.day, 0.0)
-            obs[agent] = encode_observation(core.signals_of(agent), core.config(agent), wait)
+            obs[agent] = self.layout.encode(core.signals_of(agent), core.config(agent), wait)
         return obs
 
     def _info(self, agent: str) -> dict[str, Any]:
@@ -246,12 +263,8 @@ class ArenaParallelEnv(ParallelEnv):
             return None
         lines = [f"day {self.core.day}/{self.days}"]
         for arm, sig in zip(self.arms, self.core.signals, strict=True):
-            m = sig.metrics
-            lines.append(
-                f"{arm:>12}  active {sig.active_today:5d}/{sig.enrolled:<5d} "
-                f"retention {m['RETENTION_RATE'].value:.3f}  scans/active "
-                f"{m['SCAN_FREQUENCY'].value:.2f}  xp/user/day {m['XP_VELOCITY'].value:.1f}"
-            )
+            shown = "  ".join(f"{name} {m.value:.3g}" for name, m in sig.metrics.items())
+            lines.append(f"{arm:>12}  active {sig.active_today:5d}/{sig.enrolled:<5d}  {shown}")
         return "\n".join(lines)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from arena_rl.agent import Agent, VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.envs.parallel import decode_observation
+from arena_rl.envs.parallel import ObservationLayout
 
 
 class AgentPolicy:
@@ -22,10 +22,11 @@ class AgentPolicy:
 
     def __init__(self, agent: Agent, info: VariantInfo, rng: np.random.Generator) -> None:
         self.agent = agent
+        self.layout = ObservationLayout.of(info.scenario)
         agent.reset(info, rng)
 
     def __call__(self, observation: np.ndarray) -> ConfigUpdate | None:
-        signals, config, _ = decode_observation(observation)
+        signals, config, _ = self.layout.decode(observation)
         return self.agent.decide(signals, config)
 
     def observe(self, info: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from arena_rl.scenarios.gamification.specs import CONF_DIR
+from arena_rl.scenarios.specs import CONF_DIR
 
 
 def serve() -> int:

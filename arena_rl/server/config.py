@@ -18,12 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from arena_rl.config import register_scenario_schema
 from arena_rl.core.guardrails import GuardrailConfig
-from arena_rl.scenarios.gamification.specs import (
-    CONF_DIR,
-    SpecError,
-    population_from_dict,
-    scenario_from_dict,
-)
+from arena_rl.scenarios import scenario_from_dict
+from arena_rl.scenarios.specs import CONF_DIR, SpecError
 from arena_rl.server.clock import DEFAULT_EPOCH, MINUTES_PER_DAY, parse_epoch
 from arena_rl.server.settings import ServeSettings
 
@@ -176,8 +172,8 @@ def serve_settings(cfg: DictConfig, *, output_dir: Path | None = None) -> ServeS
     assert isinstance(container, dict)
     c: dict[str, Any] = {str(k): v for k, v in container.items()}
     try:
-        population = population_from_dict(c["population"], source="population")
         scenario = scenario_from_dict(c["scenario"], source="scenario")
+        population = scenario.population_from_dict(c["population"], source="population")
     except SpecError as exc:
         raise ServeConfigError(str(exc)) from None
     t = c["time"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from arena_rl.core.guardrails import GuardrailConfig
-from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
+from arena_rl.core.scenario import Scenario
 from arena_rl.server.clock import DEFAULT_EPOCH, TimeMode
 
 MAX_TREATMENTS = 4
@@ -18,7 +18,7 @@ MAX_TREATMENTS = 4
 class ServeSettings:
     """Everything :class:`~arena_rl.server.runtime.ArenaRuntime` needs to serve one experiment."""
 
-    population: PopulationSpec
+    population: Any
     scenario: Scenario
     variants: tuple[str, ...] = ("Treatment-1",)
     """Treatment variant names, in arm order (the control is added as arm 0)."""

@@ -30,10 +30,9 @@ from arena_rl.core.guardrails import (
     Guardrails,
     RejectionCode,
 )
-from arena_rl.core.signals import METRICS, compare_to_control, summarise
+from arena_rl.core.scenario import Model, Scenario
+from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import RatioSummary
-from arena_rl.scenarios.gamification.population import Population
-from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 from arena_rl.server.clock import MINUTES_PER_DAY, SimClock
 from arena_rl.server.wire import act_response, coerce, decision_entry, wire_config
 
@@ -107,7 +106,7 @@ class ServedExperiment:
         experiment_id: str,
         experiment_name: str,
         variants: Sequence[Variant],
-        population: PopulationSpec,
+        population: Any,
         scenario: Scenario,
         n_users: int,
         seed: int,
@@ -135,6 +134,7 @@ class ServedExperiment:
         self.core = ExperimentCore(
             population, scenario, self.order, seed, n_users, guardrails, [self._history]
         )
+        self._integer = scenario.knobs.integer
         self._decisions: dict[str, list[dict[str, Any]]] = {v: [] for v in self.order}
         self._liveness = {v: _Liveness() for v in self.order}
         self._watch = {v: _Watch() for v in self.order}
@@ -144,7 +144,7 @@ class ServedExperiment:
         return self.core.guardrails
 
     @property
-    def population(self) -> Population:
+    def population(self) -> Model:
         return self.core.population
 
     @property
@@ -178,7 +178,7 @@ class ServedExperiment:
 
     def _step_day(self) -> None:
         report = self.core.step_day()
-        retention = cast(Sequence[RatioSummary], report.summaries["RETENTION_RATE"])
+        retention = cast(Sequence[RatioSummary], report.summaries[self.core.scenario.harm_metric])
         for i, vid in enumerate(self.order[1:], start=1):
             if vid in report.tripped:
                 self._fire(vid, "circuit_breaker_triggered", self._breaker_data(vid))
@@ -259,7 +259,9 @@ class ServedExperiment:
                 "experimentStatus": str(self.status),
                 "mode": "AGENT",
                 "isControl": v.is_control,
-                "currentConfig": wire_config(self.rails.current_config(v.variant_id)),
+                "currentConfig": wire_config(
+                    self.rails.current_config(v.variant_id), self._integer
+                ),
                 "lastConfigUpdate": self._last_update_iso(v.variant_id),
                 "updateIntervalMin": round(cfg.update_interval_days * MINUTES_PER_DAY),
                 "deltaLimitPct": cfg.delta_limit_pct,
@@ -292,7 +294,7 @@ class ServedExperiment:
                         "variantId": vid,
                         "variantName": v.name,
                         "isControl": v.is_control,
-                        "currentConfig": wire_config(self.rails.current_config(vid)),
+                        "currentConfig": wire_config(self.rails.current_config(vid), self._integer),
                         "lastConfigUpdate": self._last_update_iso(vid),
                         "lastHeartbeat": None if live is None else self.clock.iso(live),
                         "metrics": {n: m.to_api() for n, m in sig.metrics.items()},
@@ -339,7 +341,7 @@ class ServedExperiment:
                 self._fire(v.variant_id, "circuit_breaker_triggered", self._breaker_data(v))
             if result.rejection_code is RejectionCode.EXPERIMENT_NOT_RUNNING:
                 raise NotRunningError(self.status)
-            return act_response(result, requested, self.clock.iso)
+            return act_response(result, requested, self.clock.iso, self._integer)
 
     def _record(
         self,
@@ -358,6 +360,7 @@ class ServedExperiment:
             reasoning=reasoning,
             now=now,
             iso=self.clock.iso,
+            integer=self._integer,
             agent_signals=agent_signals,
         )
         watch = self._watch[v.variant_id]
@@ -367,7 +370,9 @@ class ServedExperiment:
                 "decisionLogId": result.decision_id,
                 "appliedConfig": entry["appliedConfig"],
                 "clampedDeltas": entry["clampedDeltas"],
-                "currentConfig": wire_config(self.rails.current_config(v.variant_id)),
+                "currentConfig": wire_config(
+                    self.rails.current_config(v.variant_id), self._integer
+                ),
                 "reasoning": reasoning,
             }
             self._fire(v.variant_id, "config_updated", data)
@@ -385,7 +390,7 @@ class ServedExperiment:
         trips = [e for e in self.rails.audit_log if e.kind == "breaker_trip" and e.variant == vid]
         return {
             "reason": trips[-1].detail if trips else "",
-            "revertedConfig": wire_config(self.rails.current_config(vid)),
+            "revertedConfig": wire_config(self.rails.current_config(vid), self._integer),
             "nextAllowedUpdate": self.clock.iso(
                 self.rails.next_allowed_update(vid) or 0.0, round_up=True
             ),
@@ -492,11 +497,16 @@ class ServedExperiment:
         with self._lock:
             self._sync_locked()
             return {
-                "comparisons": compare_to_control(summarise(self.population), list(self.order[1:])),
+                "comparisons": compare_to_control(
+                    self.population.summarise(), list(self.order[1:])
+                ),
                 "objective": dict(self.objective),
                 "daily_value": {v: list(self._history.value.get(v, [])) for v in self.order},
                 "history": {
-                    v: {m: list(self._history.metrics.get(v, {}).get(m, [])) for m in METRICS}
+                    v: {
+                        m: list(self._history.metrics.get(v, {}).get(m, []))
+                        for m in self.core.scenario.metrics
+                    }
                     for v in self.order
                 },
                 "counts": {v: self.rails.counts(v) for v in self.order[1:]},

@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from arena_rl.core.guardrails import GuardrailResult
-from arena_rl.scenarios.gamification.economy import INTEGER_KEYS
 
 Iso = Callable[..., str]
 
 
-def wire_config(config: Mapping[str, float]) -> dict[str, float | int]:
-    """Caps go out as integers, the other keys as numbers (the live platform's JSON)."""
-    return {k: int(v) if k in INTEGER_KEYS else v for k, v in config.items()}
+def wire_config(config: Mapping[str, float], integer: frozenset[str]) -> dict[str, float | int]:
+    """Integer knobs (caps) go out as integers, the others as numbers (the live platform's
+    JSON)."""
+    return {k: int(v) if k in integer else v for k, v in config.items()}
 
 
 def coerce(value: object) -> object:
@@ -32,7 +32,7 @@ def coerce(value: object) -> object:
 
 
 def act_response(
-    result: GuardrailResult, requested: Mapping[str, object], iso: Iso
+    result: GuardrailResult, requested: Mapping[str, object], iso: Iso, integer: frozenset[str]
 ) -> dict[str, Any]:
     """The ``PUT /variant/config`` data: ``rejectionReason`` is the CODE, the text is in
     ``rejectionDetail`` (as the live platform and its demo answer); ``clampedDeltas`` entries
@@ -49,7 +49,7 @@ def act_response(
     }
     if result.accepted and result.applied_config is not None:
         applied = {k: result.applied_config[k] for k in requested}
-        response["appliedConfig"] = wire_config(applied)
+        response["appliedConfig"] = wire_config(applied, integer)
         deltas = {k: d.to_api() for k, d in result.clamped_deltas.items()}
         response["clampedDeltas"] = deltas or None
     return response
@@ -63,6 +63,7 @@ def decision_entry(
     reasoning: str,
     now: float,
     iso: Iso,
+    integer: frozenset[str],
     agent_signals: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A decision-log entry. Unlike the act response, ``rejectionReason`` here is the human
@@ -79,7 +80,7 @@ def decision_entry(
     if agent_signals:
         entry["signals"] = dict(agent_signals)
     if result.accepted:
-        response = act_response(result, requested, iso)
+        response = act_response(result, requested, iso, integer)
         entry["appliedConfig"] = response["appliedConfig"]
         entry["clampedDeltas"] = response["clampedDeltas"]
     else:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 import arena_rl
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
-from arena_rl.scenarios.gamification.specs import CONF_DIR
+from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament import ratings, runner
 
 

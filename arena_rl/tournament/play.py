@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from arena_rl.agent import Agent
+from arena_rl.core import ground_truth
 from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.core.scenario import Scenario
 from arena_rl.experiment import run_experiment
-from arena_rl.scenarios.gamification import ground_truth
-from arena_rl.scenarios.gamification.specs import PopulationSpec, Scenario
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
 """Builds an agent from its name and config (``_target_`` + hyperparameters)."""
@@ -32,7 +32,8 @@ class TournamentSpec:
     seed: int
     agents: dict[str, dict[str, Any]]
     """Agent name -> config (``_target_`` + hyperparameters), in arm order."""
-    population: PopulationSpec
+    population: Any
+    """A population preset of the scenario's plugin."""
     scenario: Scenario
     n_users: int
     days: int

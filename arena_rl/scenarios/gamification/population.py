@@ -19,21 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from arena_rl.core.scenario import DayOutcome
+from arena_rl.core.signals import Signals, Summaries
+from arena_rl.scenarios.gamification import metrics
 from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
 from arena_rl.scenarios.gamification.specs import (
     TRAITS,
     Behaviour,
-    Distribution,
+    GamificationScenario,
     PopulationSpec,
-    Scenario,
 )
 
 F32 = np.float32
 LN2 = math.log(2.0)
 SCRATCH_F32 = ("f1", "f2", "utility", "logit", "p_active", "scans", "counted",
                "feedback", "useful", "xp")  # fmt: skip
-WEEK_MASK = np.uint8(0x7F)
-"""Bits of ``Population.recent`` that cover the last seven days (bit 0 = today)."""
 
 _K = {key: i for i, key in enumerate(ECONOMY_KEYS)}
 STATE_FIELDS = (
@@ -41,31 +41,6 @@ STATE_FIELDS = (
     "scans_today", "xp_today", "scans_total", "active_days", "xp_total", "feedback_total",
     "useful_total", "missions_assigned", "missions_completed",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DayOutcome:
-    """Per-arm totals of one simulated day; every array has shape (n_arms,)."""
-
-    day: int
-    enrolled: np.ndarray
-    active: np.ndarray
-    scans: np.ndarray
-    xp: np.ndarray
-    value: np.ndarray
-    """Scenario objective earned today, per enrolled user of the arm (the step's reward)."""
-
-
-def _draw(dist: Distribution, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    if dist.kind == "constant":
-        out = np.full(shape, dist.a)
-    elif dist.kind == "normal":
-        out = rng.normal(dist.a, dist.b, shape)
-    elif dist.kind == "lognormal":
-        out = dist.a * np.exp(rng.normal(0.0, dist.b, shape))
-    else:
-        out = rng.beta(dist.a, dist.b, shape)
-    return np.clip(out, dist.lower, dist.upper)
 
 
 def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,7 +165,7 @@ class Population:
     def __init__(
         self,
         spec: PopulationSpec,
-        scenario: Scenario,
+        scenario: GamificationScenario,
         n_arms: int,
         seed: int | np.random.SeedSequence = 0,
         n_users: int | None = None,
@@ -229,7 +204,7 @@ class Population:
             values = np.empty((rows, m))
             for s, seg in enumerate(spec.segments):
                 users = segment == s
-                values[users] = _draw(getattr(seg, trait), trait_rng, (int(users.sum()),))
+                values[users] = getattr(seg, trait).draw(trait_rng, (int(users.sum()),))
             self.traits[trait] = np.ascontiguousarray(np.broadcast_to(values, (n_arms, m)), F32)
         self.traits["loss_aversion"] -= F32(1.0)  # only the excess over 1 is ever used
 
@@ -303,6 +278,14 @@ class Population:
             "xp": self.xp_today[:, :n][enrolled],
             "streak": self.streak[:, :n][enrolled],
         }
+
+    def summarise(self) -> Summaries:
+        """Per metric, one summary per arm (row 0 = control); see :mod:`.metrics`."""
+        return metrics.summarise(self)
+
+    def signals(self, summaries: Summaries) -> list[Signals]:
+        """The live-platform signals of every arm (index 0 = control)."""
+        return metrics.signals(self, summaries)
 
     def state_nbytes(self) -> int:
         """Bytes held per user array: traits, state, cached economy response and scratch."""
@@ -659,11 +642,5 @@ class Population:
             - obj.xp_cost * xp_sum
             - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * enrolled, 0.0)
         ) / np.maximum(enrolled, 1)
-        return DayOutcome(
-            day=d.t,
-            enrolled=enrolled,
-            active=active_n,
-            scans=scans.sum(axis=1, dtype=np.float64),
-            xp=xp_sum,
-            value=value,
-        )
+        totals = {"scans": scans.sum(axis=1, dtype=np.float64), "xp": xp_sum}
+        return DayOutcome(day=d.t, enrolled=enrolled, active=active_n, value=value, totals=totals)

@@ -1,4 +1,5 @@
-"""Population presets and scenarios: YAML in ``conf/`` -> validated frozen dataclasses.
+"""The gamification scenario: its population presets and tenant settings, YAML -> validated
+frozen dataclasses, and the plugin itself (:class:`GamificationScenario`).
 
 Everything a user can mistype is checked here, before any simulation starts, and every error
 names the file, the segment and the field.
@@ -6,45 +7,36 @@ names the file, the segment and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-import yaml
+import numpy as np
 
-from arena_rl.scenarios.gamification.economy import EconomyError, resolve_economy
+from arena_rl.core.knobs import KnobError, Knobs
+from arena_rl.core.scenario import Arms
+from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.economy import KNOBS
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.specs import (
+    Distribution,
+    SpecError,
+    dataclass_from,
+    distribution,
+    number,
+    positive_int,
+    preset_path,
+    read_yaml,
+)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-"""The Hydra config tree; presets are looked up here by name. It is ``conf/`` at the top of a
-checkout, linked into the package (``arena_rl/conf``) so that an installed arena_rl ships it."""
+if TYPE_CHECKING:
+    from arena_rl.scenarios.gamification.population import Population
 
-
-class SpecError(ValueError):
-    """A population preset or scenario that cannot be used; the message says where."""
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """A per-user trait distribution: constant, normal, lognormal or beta.
-
-    ``kind`` is one of "constant", "normal" (a=mean, b=sd), "lognormal" (a=median, b=sd of
-    log) or "beta" (a, b shape parameters).
-    """
-
-    kind: str
-    a: float
-    b: float = 0.0
-    lower: float = -math.inf
-    upper: float = math.inf
-    """Draws are clipped into [lower, upper], the trait's valid range."""
-
-    def median(self) -> float:
-        """A typical value, used to describe a segment's 'median user'."""
-        if self.kind == "beta":
-            return self.a / (self.a + self.b)
-        return self.a
+PLUGIN = "gamification"
 
 
 @dataclass(frozen=True)
@@ -148,131 +140,23 @@ class Objective:
     overspend_cost: float = 0.03
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One tenant's experiment: horizon, decision cadence, objective and base economy."""
-
-    name: str = "default"
-    days: int = 28
-    decision_interval: int = 1
-    economy: Mapping[str, float] = field(default_factory=dict)
-    objective: Objective = field(default_factory=Objective)
-    interference: float = 0.0
-    guardrails: Mapping[str, Any] = field(default_factory=dict)
-
-    def base_economy(self) -> dict[str, float]:
-        """Global defaults overridden by this scenario's (tenant's) economy."""
-        return resolve_economy(self.economy, where=f"scenario {self.name!r} economy")
-
-
 POSITIVE_FIELDS = frozenset(
     {"xp_scale", "novelty_halflife_days", "habituation_halflife_days", "habit_days"}
 )
 """Behaviour constants that divide: zero is as invalid as negative."""
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
-    return data
-
-
-def _resolve(name_or_path: str | Path, group: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise SpecError(f"{group} file not found: {path}")
-        return path
-    candidate = CONF_DIR / group / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-        raise SpecError(f"unknown {group} {name_or_path!r}; available: {', '.join(known)}")
-    return candidate
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{where}: expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise SpecError(f"{where}: must be finite, got {value}")
-    return float(value)
-
-
-def _distribution(value: object, where: str, bounds: tuple[float, float]) -> Distribution:
-    lo, hi = bounds
-    if isinstance(value, Mapping):
-        keys = set(value)
-        if keys == {"mean", "sd"}:
-            dist = Distribution(
-                "normal",
-                _number(value["mean"], where + ".mean"),
-                _number(value["sd"], where + ".sd"),
-                lower=lo,
-                upper=hi,
-            )
-        elif keys == {"median", "sd_log"}:
-            dist = Distribution(
-                "lognormal",
-                _number(value["median"], where + ".median"),
-                _number(value["sd_log"], where + ".sd_log"),
-                lower=lo,
-                upper=hi,
-            )
-            if dist.a <= 0:
-                raise SpecError(f"{where}.median: must be > 0, got {dist.a}")
-        elif keys == {"a", "b"}:
-            dist = Distribution(
-                "beta", _number(value["a"], where + ".a"), _number(value["b"], where + ".b")
-            )
-            if dist.a <= 0 or dist.b <= 0:
-                raise SpecError(f"{where}: beta shape parameters must be > 0")
-            if lo < 0 or hi > 1:
-                raise SpecError(f"{where}: a beta distribution only fits a share in [0, 1]")
-        else:
-            raise SpecError(
-                f"{where}: a distribution is a number, {{mean, sd}}, {{median, sd_log}} or "
-                f"{{a, b}}; got keys {sorted(map(str, keys))}"
-            )
-        if dist.kind != "beta" and dist.b < 0:
-            raise SpecError(f"{where}: spread must be >= 0, got {dist.b}")
-        centre = dist.median()
-    else:
-        dist = Distribution("constant", _number(value, where), lower=lo, upper=hi)
-        centre = dist.a
-    if not lo <= centre <= hi:
-        raise SpecError(f"{where}: value {centre} outside the allowed range [{lo}, {hi}]")
-    return dist
-
-
-def _dataclass_from(cls: type, data: object, where: str) -> Any:
-    """Build a flat dataclass of floats from a mapping, rejecting unknown or non-numeric keys."""
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-    values = {k: _number(v, f"{where}.{k}") for k, v in data.items()}
-    negative = [k for k, v in values.items() if v < 0]
-    if negative:
-        raise SpecError(f"{where}.{negative[0]}: must be >= 0, got {values[negative[0]]}")
-    zero = [k for k, v in values.items() if v == 0 and k in POSITIVE_FIELDS]
-    if zero:
-        raise SpecError(f"{where}.{zero[0]}: must be > 0 (it is a scale or a half-life)")
-    return cls(**values)
-
-
 def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PopulationSpec:
     """Validate a population preset given as a mapping (as read from YAML)."""
     where = f"{source}"
     allowed = {"name", "n_users", "initial_share", "enrol_days", "segments", "behaviour",
-               "assignment"}  # fmt: skip
+               "assignment", "scenario"}  # fmt: skip
+    plugin = data.get("scenario", PLUGIN)
+    if plugin != PLUGIN:
+        raise SpecError(
+            f"{where}: a population of the {plugin!r} scenario, not of {PLUGIN!r}; choose a "
+            f"{PLUGIN} preset"
+        )
     unknown = set(data) - allowed
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
@@ -292,11 +176,11 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
         extra = set(seg) - {"share", *TRAITS}
         if extra:
             raise SpecError(f"{seg_where}: unknown field(s) {sorted(extra)}")
-        share = _number(seg["share"], f"{seg_where}, field 'share'")
+        share = number(seg["share"], f"{seg_where}, field 'share'")
         if not 0 < share <= 1:
             raise SpecError(f"{seg_where}, field 'share': must be in (0, 1], got {share}")
         traits = {
-            t: _distribution(seg[t], f"{seg_where}, field {t!r}", TRAIT_BOUNDS[t]) for t in TRAITS
+            t: distribution(seg[t], f"{seg_where}, field {t!r}", TRAIT_BOUNDS[t]) for t in TRAITS
         }
         segments.append(SegmentSpec(name=str(seg_name), share=share, **traits))
     total = sum(s.share for s in segments)
@@ -305,14 +189,12 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
     n_users = data.get("n_users", PopulationSpec.n_users)
     if isinstance(n_users, bool) or not isinstance(n_users, int) or n_users < 2:
         raise SpecError(f"{where}, field 'n_users': must be an integer >= 2, got {n_users!r}")
-    initial_share = _number(
+    initial_share = number(
         data.get("initial_share", PopulationSpec.initial_share), f"{where}, field 'initial_share'"
     )
     if not 0 < initial_share <= 1:
         raise SpecError(f"{where}, field 'initial_share': must be in (0, 1], got {initial_share}")
-    enrol_days = data.get("enrol_days", PopulationSpec.enrol_days)
-    if isinstance(enrol_days, bool) or not isinstance(enrol_days, int) or enrol_days < 0:
-        raise SpecError(f"{where}, field 'enrol_days': must be an integer >= 0, got {enrol_days!r}")
+    enrol_days = positive_int(data, "enrol_days", PopulationSpec.enrol_days, where, low=0)
     assignment = data.get("assignment", PopulationSpec.assignment)
     if assignment not in ("complete", "stratified"):
         raise SpecError(
@@ -325,54 +207,209 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
         initial_share=initial_share,
         enrol_days=enrol_days,
         segments=tuple(segments),
-        behaviour=_dataclass_from(Behaviour, data.get("behaviour"), f"{where}, behaviour"),
+        behaviour=dataclass_from(
+            Behaviour, data.get("behaviour"), f"{where}, behaviour", POSITIVE_FIELDS
+        ),
     )
 
 
 def load_population(name_or_path: str | Path = "default") -> PopulationSpec:
     """Load a preset by name (``conf/population/<name>.yaml``) or from a YAML path."""
-    path = _resolve(name_or_path, "population")
-    return population_from_dict(_read_yaml(path), source=str(path))
+    path = preset_path(name_or_path, "population")
+    return population_from_dict(read_yaml(path), source=str(path))
 
 
-def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scenario:
-    """Validate a scenario given as a mapping (as read from YAML)."""
-    allowed = {f.name for f in fields(Scenario)}
-    unknown = set(data) - allowed
-    if unknown:
-        raise SpecError(f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
-    days = data.get("days", Scenario.days)
-    interval = data.get("decision_interval", Scenario.decision_interval)
-    for key, value in (("days", days), ("decision_interval", interval)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"{source}, field {key!r}: must be an integer >= 1, got {value!r}")
-    interference = _number(
-        data.get("interference", Scenario.interference), f"{source}, field 'interference'"
-    )
-    if interference < 0:
-        raise SpecError(f"{source}, field 'interference': must be >= 0, got {interference}")
-    economy = data.get("economy") or {}
-    if not isinstance(economy, Mapping):
-        raise SpecError(f"{source}, field 'economy': expected a mapping of economy keys")
-    scenario = Scenario(
-        name=str(data.get("name", source)),
-        days=days,
-        decision_interval=interval,
-        economy=dict(economy),
-        objective=_dataclass_from(Objective, data.get("objective"), f"{source}, objective"),
-        interference=interference,
-        guardrails=dict(data.get("guardrails") or {}),
-    )
-    try:
-        scenario.base_economy()  # validates the tenant economy now, not mid-run
-    except EconomyError as exc:
-        raise SpecError(f"{source}, field 'economy': {exc}") from exc
-    return scenario
+ARM_SETS: Mapping[str, Arms] = MappingProxyType(
+    {
+        # Tried in this order, most generous first: the sweep is mostly cuts, no raise-cut zigzag.
+        "default": {
+            # streaks and the first scan of the day bring users back
+            "retention": {"streakBonusPerDay": 1.5, "streakBonusCap": 1.3, "firstScanOfDayXp": 1.3},
+            # small nudges around the base, like the SDK's "Default+"
+            "balanced": {"scanXp": 1.1, "streakBonusPerDay": 1.2, "photoXp": 0.8},
+            # the same economy, a third cheaper across the board
+            "frugal": {
+                "scanXp": 0.7,
+                "feedbackXp": 0.7,
+                "photoXp": 0.7,
+                "firstScanOfDayXp": 0.7,
+                "streakBonusPerDay": 0.7,
+            },
+            # pay for reports, not for showing up: cut the automatic XP
+            "lean": {
+                "photoXp": 0.25,
+                "firstScanOfDayXp": 0.25,
+                "streakBonusPerDay": 0.25,
+                "streakBonusCap": 0.5,
+                "issueReportXp": 2.0,
+                "statusReportXp": 2.0,
+                "feedbackDailyCap": 0.3,
+            },
+        }
+    }
+)
+"""Named arm sets for the arm-based bandits (multipliers of the base economy)."""
+
+SEARCH_BOX: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "firstScanOfDayXp": (0.1, 1.25),
+        "streakBonusPerDay": (0.1, 1.25),
+        "streakBonusCap": (0.2, 1.25),
+        "photoXp": (0.1, 1.25),
+        "feedbackDailyCap": (0.2, 1.25),
+    }
+)
+"""Multiplier bounds of the base economy for searching strategies: the XP paid for showing up
+rather than for useful work, from a tenth of the base to a quarter more."""
+
+LEVERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # XP that pays for showing up rather than for anything the objective values
+        "cost": (
+            "firstScanOfDayXp",
+            "streakBonusPerDay",
+            "photoXp",
+            "streakBonusCap",
+            "feedbackDailyCap",
+        ),
+        # XP for the acts the objective does value
+        "value": ("issueReportXp", "statusReportXp", "scanDailyCap"),
+        # what brings users back
+        "retention": ("streakBonusCap", "firstScanOfDayXp"),
+        # what makes active users do more
+        "activity": ("scanXp",),
+    }
+)
+"""Named groups of knobs that move together, for strategies that nudge groups."""
+
+DESCRIPTION = """\
+A gamified field app: users scan assets, give feedback, file issue and status reports, and
+earn XP for it (plus a first-scan-of-the-day bonus, a streak bonus and weekly missions).
+Each variant sets the XP economy below; users respond to the XP they expect (with
+diminishing returns, judged against a reference point they adapt to, losses weighing more
+than gains), get used to changes, and churn when disengaged.
+
+Signals per variant: enrolled users, active today, active in the last 7 days, and six
+metrics: SCAN_FREQUENCY (scans per active user today), XP_VELOCITY (XP per enrolled user
+today), RETENTION_RATE (share of enrolled users active in the last 7 days), MISSION_COMPLETION
+(share of weekly missions completed), STREAK_LENGTH (mean current streak, days) and
+FEEDBACK_QUALITY (useful feedback per scan).
+
+Objective, per enrolled user per day: value from active users, scans, useful feedback and
+reports, minus the cost of the XP paid out (and more for XP over a budget per user). XP
+that pays for showing up rather than for useful work is the usual waste."""
 
 
-def load_scenario(name_or_path: str | Path = "default") -> Scenario:
-    """Load a scenario by name (``conf/scenario/<name>.yaml``) or from a YAML path."""
-    path = _resolve(name_or_path, "scenario")
-    data = dict(_read_yaml(path))
-    data.pop("defaults", None)  # Hydra's composition list: the schema is this module's defaults
-    return scenario_from_dict(data, source=str(path))
+@dataclass(frozen=True)
+class GamificationScenario:
+    """The XP economy, as one tenant runs it: horizon, decision cadence, objective and base
+    economy. The first scenario plugin (see :class:`arena_rl.core.scenario.Scenario`)."""
+
+    name: str = "default"
+    days: int = 28
+    decision_interval: int = 1
+    economy: Mapping[str, float] = field(default_factory=dict)
+    """This tenant's overrides of the global XP defaults."""
+    objective: Objective = field(default_factory=Objective)
+    interference: float = 0.0
+    """Leaderboard interference between arms: 0 keeps arms independent."""
+    guardrails: Mapping[str, Any] = field(default_factory=dict)
+
+    plugin = PLUGIN
+    default_population = "default"
+    metrics = METRICS
+    objective_metrics = ("SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
+    harm_metric = "RETENTION_RATE"
+
+    @property
+    def knobs(self) -> Knobs:
+        return KNOBS
+
+    def base_economy(self) -> dict[str, float]:
+        """Global defaults overridden by this scenario's (tenant's) economy."""
+        return KNOBS.resolve(self.economy, where=f"scenario {self.name!r} economy")
+
+    def population_from_dict(self, data: Mapping[str, Any], source: str) -> PopulationSpec:
+        return population_from_dict(data, source)
+
+    def load_population(self, name_or_path: str | Path) -> PopulationSpec:
+        return load_population(name_or_path)
+
+    def model(
+        self,
+        population: PopulationSpec,
+        n_arms: int,
+        seed: int | np.random.SeedSequence,
+        n_users: int | None = None,
+        twins: bool = False,
+    ) -> Population:
+        from arena_rl.scenarios.gamification.population import Population
+
+        return Population(population, self, n_arms, seed, n_users, twins)
+
+    def isolated(self) -> GamificationScenario:
+        return dataclasses.replace(self, interference=0.0)
+
+    def estimate_objective(self, signals: Signals) -> float | None:
+        """Uses today's active share, scans per active user, useful-feedback share and XP per
+        user (reports and per-segment scan values are not observable and are left out)."""
+        if signals.enrolled == 0:
+            return None
+        m, objective = signals.metrics, self.objective
+        active = signals.active_today / signals.enrolled
+        scans = active * m["SCAN_FREQUENCY"].value
+        useful = scans * m["FEEDBACK_QUALITY"].value
+        xp = m["XP_VELOCITY"].value
+        return (
+            objective.active_value * active
+            + objective.scan_value * scans
+            + objective.useful_feedback_value * useful
+            - objective.xp_cost * xp
+            - objective.overspend_cost * max(xp - objective.xp_budget, 0.0)
+        )
+
+    def arm_sets(self) -> Mapping[str, Arms]:
+        return ARM_SETS
+
+    def search_box(self) -> Mapping[str, tuple[float, float]]:
+        return SEARCH_BOX
+
+    def levers(self) -> Mapping[str, tuple[str, ...]]:
+        return LEVERS
+
+    def describe(self) -> str:
+        return f"{DESCRIPTION}\n\nKnobs:\n{KNOBS.describe()}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> GamificationScenario:
+        """Validate a scenario given as a mapping (as read from YAML)."""
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise SpecError(
+                f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}"
+            )
+        days = positive_int(data, "days", cls.days, source)
+        interval = positive_int(data, "decision_interval", cls.decision_interval, source)
+        interference = number(
+            data.get("interference", cls.interference), f"{source}, field 'interference'"
+        )
+        if interference < 0:
+            raise SpecError(f"{source}, field 'interference': must be >= 0, got {interference}")
+        economy = data.get("economy") or {}
+        if not isinstance(economy, Mapping):
+            raise SpecError(f"{source}, field 'economy': expected a mapping of economy keys")
+        scenario = cls(
+            name=str(data.get("name", source)),
+            days=days,
+            decision_interval=interval,
+            economy=dict(economy),
+            objective=dataclass_from(Objective, data.get("objective"), f"{source}, objective"),
+            interference=interference,
+            guardrails=dict(data.get("guardrails") or {}),
+        )
+        try:
+            scenario.base_economy()  # validates the tenant economy now, not mid-run
+        except KnobError as exc:
+            raise SpecError(f"{source}, field 'economy': {exc}") from exc
+        return scenario

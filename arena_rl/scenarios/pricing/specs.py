@@ -291,6 +291,7 @@ class PricingScenario:
     plugin = PLUGIN
     default_population = PLUGIN
     metrics = METRICS
+    objective_metrics = (OBJECTIVE_METRIC,)
     harm_metric = HARM_METRIC
 
     @property
