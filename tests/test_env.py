@@ -27,7 +27,9 @@ def rollout(env: arena_rl.ArenaParallelEnv, seed: int, actions_seed: int = 0) ->
     obs, _ = env.reset(seed=seed)
     trajectory = [obs]
     while env.agents:
-        acts = {a: rng.uniform(-1, 1, 10).astype(np.float32) for a in env.agents}
+        acts = {
+            a: rng.uniform(-1, 1, len(env.scenario.knobs)).astype(np.float32) for a in env.agents
+        }
         obs, rewards, *_ = env.step(acts)
         trajectory.append((obs, rewards))
     return trajectory
@@ -43,45 +45,73 @@ def same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_parallel_api_test_passes_on_default_env() -> None:
-    parallel_api_test(arena_rl.parallel_env(), num_cycles=60)
+SCENARIOS = ("default", "pricing")
+"""Every compliance test runs on each scenario plugin: gamification's default tenant, pricing."""
+PRICING_SMALL = {"n_users": 900, "days": 40}
+"""Pricing's prospects arrive over weeks: a shorter horizon still sees trials end and renew."""
 
 
-def test_parallel_seed_test_passes() -> None:
-    parallel_seed_test(arena_rl.parallel_env)
+def small(scenario: str) -> dict[str, object]:
+    return {"scenario": scenario, **(SMALL if scenario == "default" else PRICING_SMALL)}
 
 
-def test_check_env_passes_on_default_gym_env() -> None:
-    check_env(arena_rl.gym_env())
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_parallel_api_test_passes(scenario: str) -> None:
+    parallel_api_test(arena_rl.parallel_env(scenario=scenario), num_cycles=60)
 
 
-def test_check_env_passes_with_fixed_opponents() -> None:
-    env = arena_rl.gym_env(opponents=[None, lambda obs: np.full(10, 0.2)], **SMALL)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_parallel_seed_test_passes(scenario: str) -> None:
+    parallel_seed_test(lambda: arena_rl.parallel_env(**small(scenario)))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_check_env_passes_on_the_gym_env(scenario: str) -> None:
+    check_env(arena_rl.gym_env(**small(scenario)))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_check_env_passes_with_fixed_opponents(scenario: str) -> None:
+    knobs = len(arena_rl.load_scenario(scenario).knobs)
+    env = arena_rl.gym_env(opponents=[None, lambda obs: np.full(knobs, 0.2)], **small(scenario))
     check_env(env, skip_render_check=True)
     assert env.arena.possible_agents == ["variant_1", "variant_2", "variant_3"]
 
 
-def test_same_seed_same_full_trajectory_and_different_seed_differs() -> None:
-    env = arena_rl.parallel_env(n_agents=3, **SMALL)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_same_seed_same_full_trajectory_and_different_seed_differs(scenario: str) -> None:
+    env = arena_rl.parallel_env(n_agents=3, **small(scenario))
     first, again = rollout(env, seed=7), rollout(env, seed=7)
     assert same(first, again)
     assert not same(first, rollout(env, seed=8))
 
 
-def test_observations_stay_inside_the_space_for_a_whole_episode() -> None:
-    env = arena_rl.parallel_env(**SMALL)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_observations_stay_inside_the_space_for_a_whole_episode(scenario: str) -> None:
+    env = arena_rl.parallel_env(**small(scenario))
     for step in rollout(env, seed=1)[1:]:
         for agent, obs in step[0].items():
             assert env.observation_space(agent).contains(obs)
 
 
-def test_env_pickles_mid_episode_and_continues_identically() -> None:
-    env = arena_rl.parallel_env(**SMALL)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_env_pickles_mid_episode_and_continues_identically(scenario: str) -> None:
+    env = arena_rl.parallel_env(**small(scenario))
+    knobs = len(env.scenario.knobs)
     env.reset(seed=3)
-    env.step({a: np.zeros(10) for a in env.agents})
+    for _ in range(8):
+        env.step({a: np.zeros(knobs) for a in env.agents})
     clone = pickle.loads(pickle.dumps(env))
-    acts = {a: np.full(10, 0.3) for a in env.agents}
+    acts = {a: np.full(knobs, 0.3) for a in env.agents}
     assert same(env.step(acts)[:2], clone.step(acts)[:2])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_spaces_follow_the_scenarios_knobs_and_metrics(scenario: str) -> None:
+    env = arena_rl.parallel_env(scenario=scenario)
+    knobs, metrics = env.scenario.knobs, env.scenario.metrics
+    assert env.action_space("variant_1").shape == (len(knobs),)
+    assert env.observation_space("variant_1").shape == (5 + 4 * len(metrics) + len(knobs) + 1,)
 
 
 def test_truncation_at_horizon_empties_agents_in_the_same_step() -> None:

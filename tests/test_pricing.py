@@ -126,7 +126,9 @@ def test_scenario_from_dict_and_its_errors() -> None:
 def test_scenario_config_file_loads() -> None:
     data = read_yaml(CONF_DIR / "scenario" / "pricing.yaml")
     assert data["_target_"] == "arena_rl.scenarios.pricing.PricingScenario"
-    assert data["defaults"] == ["pricing_schema", "_self_"]
+    # its schema, and its own customers unless the command line names another preset
+    population = {"override /population@_global_.population": "pricing"}
+    assert data["defaults"] == ["pricing_schema", population, "_self_"]
     fields = {k: v for k, v in data.items() if k not in ("_target_", "defaults")}
     assert PricingScenario.from_dict(fields, "pricing.yaml") == PricingScenario()
 

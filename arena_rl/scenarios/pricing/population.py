@@ -192,13 +192,26 @@ class Customers:
         self.day = 0
         self._due = np.zeros(shape, bool)
         self._offer: _Offer | None = None
-        # flat views: the due customers are gathered and scattered by flat index
+        self._bind_flat_views()
+
+    def _bind_flat_views(self) -> None:
+        """Flat views of the state: the due customers are gathered and scattered by flat index.
+        Views share memory with the arrays only until pickled, so unpickling binds them anew."""
         self._flat: Mapping[str, np.ndarray] = {
             name: getattr(self, name).reshape(-1)
             for name in ("status", "alive", "next_event", "rate", "reference", "intro_left",
                          "intro_factor", "payments", "last_day", "arrival")
         }  # fmt: skip
         self._flat_traits = {name: v.reshape(-1) for name, v in self.traits.items()}
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_flat"], state["_flat_traits"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._bind_flat_views()
 
     # ---- counts --------------------------------------------------------------------------------
 
