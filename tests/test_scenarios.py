@@ -10,9 +10,10 @@ from arena_rl.core.scenario import Scenario
 from arena_rl.scenarios import load_population, load_scenario, plugins, scenario_from_dict
 from arena_rl.scenarios.specs import SpecError
 
-PROTOCOL = sorted(
-    name for name in dir(Scenario) if not name.startswith("_") and name != "from_dict"
-) + ["name", "days", "decision_interval", "guardrails"]
+PROTOCOL = [
+    *sorted(name for name in dir(Scenario) if not name.startswith("_")),
+    *("name", "days", "decision_interval", "guardrails"),
+]
 """Every member of the protocol (properties, methods, and the settings every plugin has)."""
 
 QUICK = ["+agents=[random]", "tournament.days=8", "population.n_users=600", "progress=false"]
@@ -62,9 +63,9 @@ def test_a_population_of_another_scenario_is_refused_by_name() -> None:
 
 
 def test_unknown_scenarios_are_refused_with_the_choices() -> None:
-    with pytest.raises(SpecError, match="unknown scenario 'nope'; available: default, pricing"):
+    with pytest.raises(SpecError, match=r"unknown scenario 'nope'; available: default, pricing"):
         load_scenario("nope")
-    with pytest.raises(SpecError, match="unknown scenario 'my.Economy'; plugins: gamification"):
+    with pytest.raises(SpecError, match=r"unknown scenario 'my\.Economy'; plugins: gamification"):
         scenario_from_dict({"_target_": "my.Economy"}, "scenario")
 
 
