@@ -109,11 +109,12 @@ def schema_twin(spec: type, target: str | None = None) -> type:
 
 
 def register_scenario_schema() -> None:
-    """Register each scenario plugin's schema in the ``scenario`` group, as
-    ``<plugin>_schema`` (every Hydra app that composes the group)."""
+    """Register each scenario plugin's schema as ``scenario_schema/<plugin>`` (every Hydra app
+    that composes the ``scenario`` group); a scenario file starts from it with
+    ``- /scenario_schema@_here_: <plugin>`` in its defaults list."""
     for name, cls in plugins().items():
         node = schema_twin(cls, target=target_of(cls))
-        ConfigStore.instance().store(group="scenario", name=f"{name}_schema", node=node)
+        ConfigStore.instance().store(group="scenario_schema", name=name, node=node)
 
 
 register_scenario_schema()

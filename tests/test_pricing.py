@@ -128,7 +128,8 @@ def test_scenario_config_file_loads() -> None:
     assert data["_target_"] == "arena_rl.scenarios.pricing.PricingScenario"
     # its schema, and its own customers unless the command line names another preset
     population = {"override /population@_global_.population": "pricing"}
-    assert data["defaults"] == ["pricing_schema", population, "_self_"]
+    schema = {"/scenario_schema@_here_": "pricing"}
+    assert data["defaults"] == [schema, population, "_self_"]
     fields = {k: v for k, v in data.items() if k not in ("_target_", "defaults")}
     assert PricingScenario.from_dict(fields, "pricing.yaml") == PricingScenario()
 

@@ -150,3 +150,37 @@ def test_ucb_and_llm_as_typed_then_a_rerun_makes_no_model_calls(tmp_path: Path) 
         assert b["usage"]["llm"]["calls"] == 0 and b["usage"]["llm"]["cache_hits"] > 0
         assert a["objective"] == b["objective"] and a["audit"] == b["audit"]
     assert leaderboard(tmp_path / "again") == leaderboard(tmp_path / "first")
+
+
+def test_pricing_as_typed_is_identical_on_one_and_two_workers(tmp_path: Path) -> None:
+    args = ["scenario=pricing", "+agents=[ucb,bayesopt,random,oracle]",
+            "tournament.n_tournaments=2", "tournament.days=30", "population.n_users=1000",
+            "progress=false"]  # fmt: skip
+    one = tournament(tmp_path, *args, "ray.num_workers=1", run_dir="one")
+    two = tournament(tmp_path, *args, "ray.num_workers=2", run_dir="two")
+    for done in (one, two):
+        assert done.returncode == 0, done.stderr[-3000:]
+    for i in range(2):
+        runs = [
+            json.loads((tmp_path / run / "tournaments" / f"{i:05d}.json").read_text())
+            for run in ("one", "two")
+        ]
+        assert runs[0]["objective"] == runs[1]["objective"]
+        assert runs[0]["audit"] == runs[1]["audit"]
+        assert set(runs[0]["history"]["control_arm"]) >= {"REVENUE_PER_USER", "RETENTION_RATE"}
+    assert leaderboard(tmp_path / "one") == leaderboard(tmp_path / "two")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "arena_rl"]
+    runs = client.search_runs([experiment.experiment_id])
+    children = {r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert {"ucb", "bayesopt", "random", "oracle", "control_arm"} <= children
+
+
+def test_unknown_scenario_and_mismatched_agent_fail_before_work(tmp_path: Path) -> None:
+    unknown = tournament(tmp_path, "scenario=nope", "+agents=[random]", *TINY)
+    assert unknown.returncode != 0
+    assert "scenario/nope" in unknown.stderr and "pricing" in unknown.stderr
+    ppo = tournament(tmp_path, "scenario=pricing", "+agents=[ppo]", *TINY)
+    assert ppo.returncode == 2
+    assert "agents.ppo" in ppo.stderr and "'pricing' scenario" in ppo.stderr
+    assert not (tmp_path / "run" / "tournaments").exists()
