@@ -1,27 +1,27 @@
 """Play one experiment: agents drive the PettingZoo environment through the agent protocol.
 
-Pure, synchronous and seeded: the same agents, settings and seed give the same result. A
-strategy that raises is recorded as a fault for that decision and holds; the experiment goes on.
+Pure and seeded: the same agents, settings and seed give the same result. Every agent plays
+behind an :class:`~arena_rl.sandbox.AgentSandbox`: a strategy that raises in any hook, answers
+nonsense or takes too long is recorded as a fault and holds; the experiment goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from arena_rl.agent import Agent, VariantInfo, action_probability, check_scenario
+from arena_rl.agent import Agent, VariantInfo, check_scenario
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.knobs import KnobError, Knobs
 from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import Comparison
 from arena_rl.envs.parallel import ArenaParallelEnv
+from arena_rl.sandbox import AgentSandbox
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,6 @@ class ExperimentResult:
         return self.objective[name] - self.objective[CONTROL_ARM]
 
 
-def _screened(
-    update: Any, elapsed: float, timeout: float | None, faults: list[str], day: int, knobs: Knobs
-) -> ConfigUpdate | None:
-    """Record a misbehaving decision as a fault. A late or malformed answer is dropped; an
-    invalid economy still goes to the guardrails, which reject and audit it."""
-    if timeout is not None and elapsed > timeout:
-        faults.append(f"day {day}: took {elapsed:.2f} s, over the {timeout:g} s limit; dropped")
-        return None
-    if update is None:
-        return None
-    if not isinstance(update, ConfigUpdate):
-        faults.append(f"day {day}: returned {type(update).__name__}, not a ConfigUpdate")
-        return None
-    try:
-        knobs.validate(update.overrides)
-    except KnobError as exc:
-        faults.append(f"day {day}: invalid update: {exc}")
-    return update
-
-
 def run_experiment(
     agents: Mapping[str, Agent],
     seed: int = 0,
@@ -85,8 +65,8 @@ def run_experiment(
     Args:
         agents: name -> agent, in arm order; names must be distinct and not ``CONTROL_ARM``.
         seed: root seed: the population and each agent's generator are spawned from it.
-        decision_timeout_s: a decision that takes longer is a fault and is dropped (checked
-            after the call returns; wall-clock, so it depends on the machine).
+        decision_timeout_s: a decision that takes longer is a fault; it is abandoned, not waited
+            for (wall-clock, so it depends on the machine).
         subscribers: more consumers of the experiment's event stream (e.g. an event log).
         **env_kwargs: :class:`ArenaParallelEnv` settings (population, scenario, n_users, days,
             decision_interval, guardrails).
@@ -104,7 +84,9 @@ def run_experiment(
     env.reset(seed=int(env_seed.generate_state(1)[0]))
     assert env.core is not None
     core = env.core
-    for (name, agent), agent_seed in zip(agents.items(), agent_seeds, strict=True):
+    knobs = env.scenario.knobs
+    boxed = {n: AgentSandbox(n, a, knobs, decision_timeout_s) for n, a in agents.items()}
+    for (name, sandbox), agent_seed in zip(boxed.items(), agent_seeds, strict=True):
         info = VariantInfo.of(
             name,
             env.spec,
@@ -113,35 +95,29 @@ def run_experiment(
             decision_interval=env.decision_interval,
             guardrails=env.guardrail_config,
         )
-        agent.reset(info, np.random.default_rng(agent_seed))
-
-    timings: dict[str, list[float]] = {n: [] for n in names}
-    faults: dict[str, list[str]] = {n: [] for n in names}
-    while env.agents:
-        actions: dict[str, ConfigUpdate | None] = {}
-        if core.day % env.decision_interval == 0:
-            for name, agent in agents.items():
-                variant = variant_of[name]
-                observation = core.signals_of(variant)
-                started = time.perf_counter()
-                try:
-                    update = agent.decide(observation, core.config(variant))
-                except Exception as exc:  # a faulty strategy holds; the experiment goes on
-                    faults[name].append(f"day {core.day}: raised {type(exc).__name__}: {exc}")
-                    update = None
-                elapsed = time.perf_counter() - started
-                timings[name].append(elapsed)
-                actions[variant] = _screened(
-                    update, elapsed, decision_timeout_s, faults[name], core.day, core.scenario.knobs
-                )
-                core.decided(
-                    variant, name, observation, actions[variant], action_probability(agent), elapsed
-                )
-        env.step(actions)
-        for name, agent in agents.items():
-            result = env.last_result.get(variant_of[name])
-            if result is not None:
-                agent.on_result(result)
+        sandbox.reset(info, np.random.default_rng(agent_seed))
+    try:
+        while env.agents:
+            actions: dict[str, ConfigUpdate | None] = {}
+            if core.day % env.decision_interval == 0:
+                for name, sandbox in boxed.items():
+                    variant = variant_of[name]
+                    observation = core.signals_of(variant)
+                    update, probability = sandbox.decide(
+                        observation, core.config(variant), core.day
+                    )
+                    actions[variant] = update
+                    seconds = sandbox.seconds[-1] if sandbox.seconds else 0.0
+                    core.decided(variant, name, observation, update, probability, seconds)
+            day = core.day
+            env.step(actions)
+            for name, sandbox in boxed.items():
+                result = env.last_result.get(variant_of[name])
+                if result is not None:
+                    sandbox.on_result(result, day)
+    finally:
+        for sandbox in boxed.values():
+            sandbox.close()
 
     renamed = {variant_of[n]: n for n in names} | {CONTROL_ARM: CONTROL_ARM}
     comparisons = [
@@ -158,9 +134,9 @@ def run_experiment(
         history={arm: {m: np.asarray(v) for m, v in h.items()} for arm, h in metrics.items()},
         comparisons=comparisons,
         guardrail_counts={n: core.guardrails.counts(variant_of[n]) for n in names},
-        decision_seconds=timings,
-        faults=faults,
+        decision_seconds={n: box.seconds for n, box in boxed.items()},
+        faults={n: box.faults for n, box in boxed.items()},
         audit=audit_log.records({variant_of[n]: n for n in names}),
-        usage={n: dict(a.usage()) for n, a in agents.items() if hasattr(a, "usage")},
-        notes={n: list(a.notes()) for n, a in agents.items() if hasattr(a, "notes")},
+        usage={n: u for n, box in boxed.items() if (u := box.usage()) is not None},
+        notes={n: notes for n, box in boxed.items() if (notes := box.notes()) is not None},
     )

@@ -141,7 +141,10 @@ class Knobs:
                 value, int | float | np.integer | np.floating
             ):
                 raise KnobError(f"{where}: {key} must be a number, got {value!r}")
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int past float's range, e.g. 10**400
+                number = math.inf
             if not math.isfinite(number):
                 raise KnobError(f"{where}: {key} must be finite, got {number}")
             if number < knob.low:
