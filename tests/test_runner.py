@@ -65,7 +65,7 @@ class DieOnce(Hold):
 
 
 class CountFiles(Hold):
-    """Fails its tournament unless exactly ``expect`` results are on disk when it starts."""
+    """A fault unless exactly ``expect`` results are on disk when its tournament starts."""
 
     def __init__(self, directory: str, expect: int) -> None:
         self.directory, self.expect = Path(directory), expect
@@ -169,6 +169,7 @@ def test_results_are_on_disk_as_they_complete(local_ray: None, tmp_path: Path) -
     outcome = run(make_specs(4, extra), tmp_path, num_workers=1)
     assert outcome.failed == {}
     assert len(outcome.results) == 4
+    assert [r.faults["count"] for r in outcome.results] == [[]] * 4  # each found its count
 
 
 def test_a_rerun_resumes_without_duplicates(

@@ -51,6 +51,11 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     truth = "from the cache" if settings.truth_cached else "searched, now cached"
     print(f"ground truth: the best plan's value {settings.specs[0].plan_value:.3f} ({truth})")
     in_process = settings.num_workers == 0
+    try:
+        runner.ResultStore(out_dir).claim(settings.specs)  # before Ray: a stale directory
+    except runner.StaleResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not in_process:
         runner.connect(settings.address, settings.num_workers)
         split.lap("Ray start")

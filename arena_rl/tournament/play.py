@@ -16,6 +16,7 @@ import numpy as np
 
 from arena_rl.agent import Agent
 from arena_rl.core import ground_truth
+from arena_rl.core.disk_cache import digest
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.scenario import Scenario
 from arena_rl.experiment import run_experiment
@@ -70,6 +71,9 @@ class TournamentResult:
     """Per arm and metric, the value at the end of each day (for MLflow step = day)."""
     daily_value: dict[str, list[float]] = field(repr=False)
     audit: list[dict[str, Any]] = field(repr=False)
+    spec_digest: str = ""
+    """Digest of :func:`experiment_record` of the spec that was played: a resumed run checks
+    that a stored result is of the tournament it asks for."""
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per agent that reports it, e.g. an LLM's calls, cache hits, tokens, latency and cost."""
     notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -80,6 +84,20 @@ class TournamentResult:
     @classmethod
     def from_json(cls, text: str) -> TournamentResult:
         return cls(**json.loads(text))
+
+
+def experiment_record(spec: TournamentSpec) -> dict[str, Any]:
+    """What decides a tournament's result besides its seed and pairing, as plain JSON."""
+    record = {
+        "agents": spec.agents,
+        "population": asdict(spec.population),
+        "scenario": {"plugin": spec.scenario.plugin, **asdict(spec.scenario)},  # type: ignore[call-overload]
+        "n_users": spec.n_users,
+        "days": spec.days,
+        "decision_timeout_s": spec.decision_timeout_s,
+    }
+    plain: dict[str, Any] = json.loads(json.dumps(record, default=repr))
+    return plain
 
 
 def plan_value(spec: TournamentSpec) -> float:
@@ -125,6 +143,7 @@ def play_tournament(
         },
         daily_value={arm: [float(x) for x in v] for arm, v in result.daily_value.items()},
         audit=result.audit,
+        spec_digest=digest(experiment_record(spec)),
         usage=result.usage,
         notes=result.notes,
     )

@@ -7,6 +7,9 @@ reset with the tournament's seed before each use, so reuse does not change resul
 
 Every finished tournament is written to ``<out_dir>/tournaments/<index:05d>.json`` before the
 next one is scheduled; a rerun with the same directory loads those and plays only the rest.
+``<out_dir>/experiment.json`` records what decides every result besides its seed (agents,
+population, scenario, users, days); a rerun that asks for anything else is refused before any
+work, so a directory never mixes two experiments.
 Results depend only on each spec's seed, never on the number of workers or the finish order.
 
 ``ray.init`` belongs to scripts and test fixtures: call :func:`connect` (or ``ray.init``
@@ -34,12 +37,42 @@ from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
 from arena_rl.agent import Agent
-from arena_rl.tournament.play import AgentFactory, TournamentResult, TournamentSpec, play_tournament
+from arena_rl.core.disk_cache import digest
+from arena_rl.tournament.play import (
+    AgentFactory,
+    TournamentResult,
+    TournamentSpec,
+    experiment_record,
+    play_tournament,
+)
 
 RESULTS_DIR = "tournaments"
 """Subdirectory of the output directory holding one JSON file per finished tournament."""
 FAILED_FILE = "failed.json"
 """Index -> reason for every tournament that failed in the latest run (absent when none)."""
+EXPERIMENT_FILE = "experiment.json"
+"""What decides the stored results besides each tournament's seed and pairing."""
+
+
+class StaleResultsError(ValueError):
+    """The output directory holds results of another experiment."""
+
+
+def _differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs, in words: values for settings, names for presets and agents."""
+    out = []
+    for key in sorted(set(stored) | set(now)):
+        before, after = stored.get(key), now.get(key)
+        if before == after:
+            continue
+        if key in ("population", "scenario"):
+            names = (before or {}).get("name"), (after or {}).get("name")
+            what = f"{names[0]!r} here, {names[1]!r} now" if names[0] != names[1] else (
+                f"{names[0]!r} with other settings")  # fmt: skip
+            out.append(f"{key} {what}")
+        else:
+            out.append(f"{key} {before!r} here, {after!r} now")
+    return out
 
 
 def connect(address: str | None, num_workers: int) -> None:
@@ -191,14 +224,46 @@ class ResultStore:
         tmp.write_text(text)
         os.replace(tmp, self.path(index))
 
+    def claim(self, specs: Sequence[TournamentSpec]) -> None:
+        """Make sure this directory holds (or will hold) only this experiment's results: record
+        it on first use; refuse, naming what differs, a directory of another experiment."""
+        if not specs:
+            return
+        now = {k: v for k, v in experiment_record(specs[0]).items() if k != "agents"}
+        path = self.out_dir / EXPERIMENT_FILE
+        if path.exists():
+            stored = json.loads(path.read_text())
+            if stored != now:
+                raise StaleResultsError(
+                    f"{self.out_dir} holds the results of another experiment "
+                    f"({'; '.join(_differences(stored, now))}). Use a fresh output directory "
+                    f"(hydra.run.dir=...), or delete {self.dir} and {path} to start over."
+                )
+            return
+        if self.dir.exists() and any(self.dir.glob("*.json")):
+            raise StaleResultsError(
+                f"{self.dir} holds results with no record of the experiment that made them "
+                f"(written before {EXPERIMENT_FILE} existed). Use a fresh output directory, "
+                "or delete it to start over."
+            )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(now, indent=2, sort_keys=True))
+
     def load(self, specs: Sequence[TournamentSpec]) -> dict[int, TournamentResult]:
         """Results already stored for ``specs``; one from another run's specs is an error."""
+        self.claim(specs)
         found: dict[int, TournamentResult] = {}
         for spec in specs:
             path = self.path(spec.index)
             if not path.exists():
                 continue
             result = TournamentResult.from_json(path.read_text())
+            if result.spec_digest != digest(experiment_record(spec)):
+                raise StaleResultsError(
+                    f"{path} was played with other agents or agent settings than tournament "
+                    f"{spec.index} asks for now ({', '.join(spec.agents)}). Use a fresh output "
+                    f"directory (hydra.run.dir=...), or delete {self.dir} to start over."
+                )
             if (result.seed, result.pairing) != (spec.seed, spec.pairing):
                 raise ValueError(
                     f"{path} holds another tournament (seed {result.seed}, {result.pairing!r}) "
