@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import sys
 import time
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,6 +231,31 @@ def _positive(value: Any, key: str) -> int:
     return value
 
 
+def _check_tracking_uri(uri: str | None) -> None:
+    """A local store's folder must exist and be writable now, not after every tournament has
+    played (a server's URI is checked when the run is logged)."""
+    if uri is None:
+        return
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"tracking.uri must be a URI string or null, got {uri!r}")
+    scheme, _, rest = uri.partition(":")
+    if scheme == "sqlite":
+        path = Path(rest[3:])  # sqlite:///relative.db or sqlite:////absolute.db
+        if not rest.startswith("///") or not rest[3:]:
+            raise ConfigError(f"tracking.uri {uri!r}: a SQLite URI is sqlite:///<path to .db>")
+        folder = path.parent if path.is_absolute() else (Path.cwd() / path).parent
+    elif scheme == "file" or "://" not in uri:
+        folder = Path(rest if scheme == "file" else uri).expanduser()
+        folder = folder if folder.is_absolute() else Path.cwd() / folder
+        folder = folder if folder.exists() else folder.parent
+    else:
+        return
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"tracking.uri {uri!r}: the folder {folder} does not exist or is not writable"
+        )
+
+
 def settings_from(cfg: DictConfig) -> Settings:
     """Validate the composed config and plan every tournament, before any work starts."""
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -256,6 +284,24 @@ def settings_from(cfg: DictConfig) -> Settings:
             "ray.num_workers must be an integer >= 0 (0: play in this process), "
             f"got {num_workers!r}"
         )
+    cores = os.cpu_count() or 1
+    if resolved["ray"]["address"] is None and num_workers > cores:
+        print(
+            f"warning: ray.num_workers={num_workers} on this machine's {cores} cores: the "
+            "workers share them (the same results, no faster; each holds its own memory)",
+            file=sys.stderr,
+        )
+    timeout = t["decision_timeout_s"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise ConfigError(
+            f"tournament.decision_timeout_s must be a number of seconds > 0, or null for no "
+            f"limit; got {timeout!r}"
+        )
+    tracking = resolved["tracking"]
+    if tracking["enabled"]:
+        _check_tracking_uri(tracking["uri"])
     scenario = scenario_from_dict(resolved["scenario"], source="scenario")
     population = scenario.population_from_dict(resolved["population"], source="population")
     days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
@@ -291,7 +337,6 @@ def settings_from(cfg: DictConfig) -> Settings:
             zip(seeds, [lu for _ in range(n_tournaments) for lu in lineups], strict=True)
         )
     ]
-    tracking = resolved["tracking"]
     return Settings(
         seed=resolved["seed"],
         agents=agents,
