@@ -83,7 +83,12 @@ def _config(n_tournaments: int, days: int) -> dict[str, Any]:
 
 
 def _log(
-    root: Path, results: list[TournamentResult], *, experiment: str, uri: str | None = None
+    root: Path,
+    results: list[TournamentResult],
+    *,
+    experiment: str,
+    uri: str | None = None,
+    **outcome: str,
 ) -> str:
     return log_tournament_run(
         tracking_uri=uri,
@@ -95,6 +100,7 @@ def _log(
         standings=standings_records(leaderboard(results, n_resamples=200)),
         tags={"git_commit": "abc123", "root_seed": "7"},
         out_dir=root / "out" / experiment,
+        **outcome,
     )
 
 
@@ -311,6 +317,56 @@ def test_a_failure_marks_the_runs_failed_and_propagates(logged: Logged) -> None:
     runs = logged.client.search_runs([experiment.experiment_id])
     assert runs
     assert {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_the_experiment_opens_on_its_runs_with_artifacts_beside_the_store(
+    logged: Logged,
+) -> None:
+    experiment = logged.client.get_experiment(logged.parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.artifact_location == str(logged.root / "mlruns")
+
+
+def test_a_rerun_in_the_same_directory_continues_its_parent_run(logged: Logged) -> None:
+    uri = default_tracking_uri(logged.root)
+    first = _log(logged.root, logged.results[:2], experiment="resumed", uri=uri,
+                 status="KILLED", reason="interrupted after 2 of 3 tournaments")  # fmt: skip
+    before = _children(logged.client, logged.client.get_run(first))
+    again = _log(logged.root, logged.results, experiment="resumed", uri=uri)
+    assert again == first
+    parent = logged.client.get_run(again)
+    assert parent.info.status == "FINISHED" and parent.data.tags["status_reason"] == ""
+    after = _children(logged.client, parent)
+    assert {n: r.info.run_id for n, r in after.items()} == {
+        n: r.info.run_id for n, r in before.items()
+    }
+    experiment = logged.client.get_experiment_by_name("resumed")
+    assert experiment is not None
+    assert len(logged.client.search_runs([experiment.experiment_id])) == 1 + len(after)
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+def test_a_run_that_did_not_finish_says_so_and_why(logged: Logged, status: str) -> None:
+    uri = default_tracking_uri(logged.root)
+    why = f"{status.lower()}: 1 of 3 tournaments failed"
+    parent_id = _log(logged.root, logged.results[:1], experiment=f"ended_{status}", uri=uri,
+                     status=status, reason=why)  # fmt: skip
+    parent = logged.client.get_run(parent_id)
+    runs = [parent, *_children(logged.client, parent).values()]
+    assert {r.info.status for r in runs} == {status}
+    assert {r.data.tags["status_reason"] for r in runs} == {why}
+
+
+def test_a_run_with_no_finished_tournament_is_logged_as_failed(logged: Logged) -> None:
+    parent_id = log_tournament_run(
+        tracking_uri=default_tracking_uri(logged.root), experiment="nothing", run_name="none",
+        config=_config(3, DAYS), agent_params=AGENTS, results=[], standings=[], tags={},
+        out_dir=logged.root / "out" / "nothing", status="FAILED",
+        reason="3 of 3 tournaments failed",
+    )  # fmt: skip
+    parent = logged.client.get_run(parent_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["status_reason"] == "3 of 3 tournaments failed"
 
 
 def test_mean_history_averages_ragged_tournaments(logged: Logged) -> None:

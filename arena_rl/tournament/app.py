@@ -71,16 +71,18 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     split.phases["workers' start"] = outcome.startup_s
     split.lap("playing")
     split.phases["playing"] -= outcome.startup_s
-    if not outcome.results:
+    status, reason = run_status(outcome, len(settings.specs))
+    if outcome.results:
+        standings = ratings.leaderboard(outcome.results, seed=settings.seed)
+        records = ratings.standings_records(standings)
+        (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
+        print(ratings.format_leaderboard(standings))
+        usage = ratings.format_usage(outcome.results)
+        if usage:
+            print(f"\n{usage}")
+    else:
+        records = []
         print("no tournament finished", file=sys.stderr)
-        return 1
-    standings = ratings.leaderboard(outcome.results, seed=settings.seed)
-    records = ratings.standings_records(standings)
-    (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
-    print(ratings.format_leaderboard(standings))
-    usage = ratings.format_usage(outcome.results)
-    if usage:
-        print(f"\n{usage}")
     if outcome.failed:
         print(f"\n{len(outcome.failed)} tournament(s) failed: {outcome.failed}", file=sys.stderr)
     split.lap("leaderboard")
@@ -90,7 +92,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
         run_id = tracking.log_tournament_run(
             tracking_uri=settings.tracking_uri,
             experiment=settings.tracking_experiment,
-            run_name=out_dir.name,
+            run_name=run_name(settings, out_dir),
             config=settings.resolved,
             agent_params={
                 n: {k: v for k, v in c.items() if k != "_target_"} | {"target": c["_target_"]}
@@ -100,14 +102,36 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
             standings=records,
             tags={"git_commit": tracking.git_commit(), "root_seed": str(settings.seed)},
             out_dir=out_dir,
+            status=status,
+            reason=reason,
         )
-        print(f"\nMLflow run {run_id} (experiment {settings.tracking_experiment!r})")
+        print(f"\nMLflow run {run_id} ({status}; experiment {settings.tracking_experiment!r})")
         split.lap("MLflow")
     if not in_process:
         runner.disconnect()
         split.lap("Ray shutdown")
     print(f"\n{split.line()} (of which the tournaments themselves {outcome.play_s:.1f} s)")
+    if not outcome.results:
+        return 1
     return 130 if outcome.interrupted else (2 if outcome.failed else 0)
+
+
+def run_status(outcome: runner.RunOutcome, planned: int) -> tuple[str, str]:
+    """How the run ended, as MLflow says it ("FINISHED", "FAILED", "KILLED"), and why."""
+    done = len(outcome.results)
+    if outcome.interrupted:
+        return "KILLED", f"interrupted after {done} of {planned} tournaments; rerun to resume"
+    if outcome.failed:
+        first = next(iter(outcome.failed.values())).strip().splitlines()[-1][:300]
+        return "FAILED", f"{len(outcome.failed)} of {planned} tournaments failed, e.g.: {first}"
+    return "FINISHED", ""
+
+
+def run_name(settings: Settings, out_dir: Path) -> str:
+    """What ran, for the MLflow parent run: agents, scenario, population, output folder."""
+    spec = settings.specs[0]
+    agents = ",".join(settings.agents)
+    return f"{agents} · {spec.scenario.name}/{spec.population.name} · {out_dir.name}"
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -99,12 +99,18 @@ def log_tournament_run(
     standings: Sequence[Any],
     tags: Mapping[str, str],
     out_dir: Path,
+    status: str = "FINISHED",
+    reason: str = "",
 ) -> str:
     """Write the run's files to ``out_dir`` and log parent and child runs; return the parent id.
 
+    The parent run belongs to ``out_dir``: a rerun there (a resumed run) continues it and its
+    children instead of adding twins.
+
     Args:
         tracking_uri: any MLflow URI; None for :func:`default_tracking_uri`.
-        experiment: experiment name, created (or restored) when needed.
+        experiment: experiment name, created (or restored) when needed, tagged as a
+            model-development experiment so that ``mlflow ui`` opens on its runs.
         run_name: the parent run's name.
         config: the resolved config as plain data; logged as params and as ``config.json``.
         agent_params: agent name -> its hyperparameters (nested keys are joined by dots).
@@ -112,6 +118,9 @@ def log_tournament_run(
         standings: leaderboard rows (dicts or dataclasses with ``name`` and numeric fields).
         tags: set on every run, e.g. ``git_commit`` and ``root_seed``.
         out_dir: where the artifact files are written before they are logged.
+        status: how the run ended: "FINISHED", "FAILED" (some or all tournaments failed) or
+            "KILLED" (interrupted); every run is terminated with it.
+        reason: why it did not finish, as the runs' ``status_reason`` tag.
 
     Raises:
         MlflowException: when the store refuses; runs created so far are marked FAILED.
@@ -120,28 +129,31 @@ def log_tournament_run(
     ordered = sorted(results, key=lambda r: r.index)
     records = [as_record(s) for s in standings]
     files = write_run_files(out_dir, config=config, results=ordered, standings=records)
-    client = MlflowClient(tracking_uri or default_tracking_uri())
-    experiment_id = _experiment_id(client, experiment)
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, experiment, _artifact_root(uri))
     stamp = int(time.time() * 1000)
-    parent_tags = dict(tags)
+    run_dir = str(out_dir.resolve())
+    parent_tags = {**tags, RUN_DIR_TAG: run_dir, STATUS_REASON_TAG: reason}
     if "git_commit" in tags:
         parent_tags[MLFLOW_GIT_COMMIT] = tags["git_commit"]  # the UI shows this one natively
-    parent = client.create_run(experiment_id, run_name=run_name, tags=_tag_dict(parent_tags))
-    parent_id = parent.info.run_id
+    parent_id, children = _parent_run(client, experiment_id, run_dir, run_name, parent_tags)
     run_ids = [parent_id]
     try:
         _log(
             client,
             parent_id,
-            params=_params(config),
+            params=_new_params(client, parent_id, _params(config)),
             metrics=_leaderboard_metrics(records, ordered, stamp),
         )
         for path in files:
             client.log_artifact(parent_id, str(path))
-        child_tags = {**tags, MLFLOW_PARENT_RUN_ID: parent_id}
+        child_tags = {**tags, MLFLOW_PARENT_RUN_ID: parent_id, STATUS_REASON_TAG: reason}
         by_name = {str(r.get("name")): r for r in records}
         for name in _agent_names(agent_params, ordered, records):
-            run_id = _create_child(client, experiment_id, name, child_tags, role="agent")
+            run_id = children.get(name) or _create_child(
+                client, experiment_id, name, child_tags, role="agent"
+            )
             run_ids.append(run_id)
             metrics = _standing_metrics(by_name.get(name, {}), stamp)
             metrics += _usage_metrics(ordered, name, stamp)
@@ -149,8 +161,11 @@ def log_tournament_run(
             metrics += _history_metrics(
                 ordered, CONTROL_ARM, among=name, prefix=("history", "control"), stamp=stamp
             )
-            _log(client, run_id, params=_params(agent_params.get(name, {})), metrics=metrics)
-        run_id = _create_child(client, experiment_id, CONTROL_ARM, child_tags, role="control")
+            params = _new_params(client, run_id, _params(agent_params.get(name, {})))
+            _log(client, run_id, params=params, metrics=metrics)
+        run_id = children.get(CONTROL_ARM) or _create_child(
+            client, experiment_id, CONTROL_ARM, child_tags, role="control"
+        )
         run_ids.append(run_id)
         _log(client, run_id, metrics=_control_metrics(ordered, stamp))
         # what logging itself cost (files, plots, MLflow calls), so users see it in the run
@@ -160,8 +175,64 @@ def log_tournament_run(
             _mark_failed(client, run_id)
         raise
     for run_id in run_ids:
-        client.set_terminated(run_id)
+        client.set_tag(run_id, STATUS_REASON_TAG, reason)
+        client.set_terminated(run_id, status=status)
     return parent_id
+
+
+RUN_DIR_TAG = "arena_rl.run_dir"
+"""The parent run's output directory: a resumed run finds its parent by it."""
+STATUS_REASON_TAG = "status_reason"
+"""Why a run did not finish (empty when it did)."""
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""MLflow's own tag: without it, ``mlflow ui`` opens an experiment on its GenAI traces page."""
+
+
+def _parent_run(
+    client: MlflowClient,
+    experiment_id: str,
+    run_dir: str,
+    run_name: str,
+    tags: Mapping[str, str],
+) -> tuple[str, dict[str, str]]:
+    """The parent run of ``run_dir`` (continued, with its children by arm) or a new one."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_DIR_TAG}` = '{run_dir}'",
+        max_results=50,
+    )
+    parents = [r for r in found if MLFLOW_PARENT_RUN_ID not in r.data.tags]
+    if not parents:
+        run = client.create_run(experiment_id, run_name=run_name, tags=_tag_dict(tags))
+        return run.info.run_id, {}
+    parent_id = parents[0].info.run_id
+    client.update_run(parent_id, status="RUNNING", name=run_name)
+    for key, value in _tag_dict(tags).items():
+        client.set_tag(parent_id, key, value)
+    kids = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'"
+    )
+    children = {r.data.tags.get("arm", ""): r.info.run_id for r in kids}
+    for run_id in children.values():
+        client.update_run(run_id, status="RUNNING")
+    return parent_id, children
+
+
+def _new_params(client: MlflowClient, run_id: str, params: list[Param]) -> list[Param]:
+    """The params a run does not hold yet (MLflow refuses to change one, and a resumed run
+    logs the same config again; one that changed, e.g. more tournaments, keeps its first
+    value and the new one is in config.json)."""
+    held = client.get_run(run_id).data.params
+    return [p for p in params if p.key not in held]
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Artifacts beside a local SQLite store (``<its folder>/mlruns``), not in whatever
+    directory the command ran from; None lets MLflow choose (servers, other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
+    return str(folder / "mlruns")
 
 
 def write_run_files(
@@ -299,18 +370,23 @@ def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
-    """The experiment's id, creating it, or restoring it if it was deleted."""
+def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment's id, creating it (tagged as a model-development experiment), or
+    restoring it if it was deleted."""
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
-            return client.create_experiment(name)
+            return client.create_experiment(
+                name, artifact_location=artifact_location, tags=dict([EXPERIMENT_KIND])
+            )
         except MlflowException:  # another invocation created it in the meantime
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
     if found.lifecycle_stage == "deleted":
         client.restore_experiment(found.experiment_id)
+    if EXPERIMENT_KIND[0] not in found.tags:
+        client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
     return str(found.experiment_id)
 
 
