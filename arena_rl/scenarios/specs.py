@@ -165,3 +165,13 @@ def positive_int(data: Mapping[str, Any], key: str, default: int, where: str, lo
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise SpecError(f"{where}, field {key!r}: must be an integer >= {low}, got {value!r}")
     return value
+
+
+def users_per_arm(n_users: int, n_arms: int) -> int:
+    """Each arm's share of ``n_users`` (the rest are dropped); ValueError when an arm would be
+    empty."""
+    if n_arms < 1:
+        raise ValueError(f"n_arms must be >= 1, got {n_arms}")
+    if n_users // n_arms < 1:
+        raise ValueError(f"n_users={n_users} is too few for {n_arms} arms")
+    return n_users // n_arms

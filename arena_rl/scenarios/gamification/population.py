@@ -29,6 +29,7 @@ from arena_rl.scenarios.gamification.specs import (
     GamificationScenario,
     PopulationSpec,
 )
+from arena_rl.scenarios.specs import users_per_arm
 
 F32 = np.float32
 LN2 = math.log(2.0)
@@ -171,12 +172,7 @@ class Population:
         n_users: int | None = None,
         twins: bool = False,
     ) -> None:
-        if n_arms < 1:
-            raise ValueError(f"n_arms must be >= 1, got {n_arms}")
-        total = spec.n_users if n_users is None else n_users
-        m = total // n_arms
-        if m < 1:
-            raise ValueError(f"n_users={total} is too few for {n_arms} arms")
+        m = users_per_arm(spec.n_users if n_users is None else n_users, n_arms)
         self.spec, self.scenario = spec, scenario
         self.n_arms, self.users_per_arm, self.twins = n_arms, m, twins
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
