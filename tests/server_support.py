@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,8 +89,9 @@ class Served:
 
 
 @contextmanager
-def serve(**overrides: Any) -> Iterator[Served]:
-    running = serve_in_thread(ArenaRuntime(settings(**overrides)))
+def serve(bind_port: int = 0, **overrides: Any) -> Iterator[Served]:
+    """A server on ``bind_port`` (0: a free one) with :func:`settings` plus ``overrides``."""
+    running = serve_in_thread(ArenaRuntime(settings(**overrides)), port=bind_port)
     served = Served(running)
     try:
         yield served
@@ -159,6 +162,54 @@ def verify(secret: str, received: Received) -> bool:
     """What a receiver does: recompute the HMAC of the raw body, compare in constant time."""
     expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, received.headers.get("X-Arena-Signature", ""))
+
+
+def raw_exchange(url: str, requests: list[bytes], timeout: float = 10.0) -> list[bytes]:
+    """Send HTTP/1.1 requests one after another on ONE keep-alive socket; the raw responses.
+
+    httpx would silently reconnect after a reset; this does not, so a dropped connection shows
+    up as a missing (empty) response.
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    answers = []
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+        reader = sock.makefile("rb")
+        for request in requests:
+            try:
+                sock.sendall(request)
+                answers.append(_read_response(reader))
+            except OSError:
+                answers.append(b"")
+    return answers
+
+
+def _read_response(reader: Any) -> bytes:
+    """One Content-Length-framed response (the server always sends one)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = reader.read(1)
+        if not byte:
+            return head
+        head += byte
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return head + reader.read(length)
+
+
+def get_request(path: str, token: str) -> bytes:
+    """A keep-alive GET as raw bytes."""
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux), for the servers run in a thread here."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -7,14 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 from server_support import serve, wait_until
 from tendedloop_agent import Agent, ConfigUpdate
+from tendedloop_agent.types import Signals
 
 from arena_rl.server.clock import SimClock
 from arena_rl.server.config import ServeConfigError, compose_serve_config, serve_settings
@@ -129,10 +133,11 @@ def test_served_experiment_logs_to_mlflow(tmp_path: Path) -> None:
     assert {"because scans lag", "push harder"} <= {r["reasoning"] for r in audit}
 
 
-def _start(tmp_path: Path, *overrides: str) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, *overrides: str, tracking: bool = False) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "arena_rl", "serve", "port=0", "time.mode=manual",
             "population.n_users=300", "variants=2", f"manifest_dir={tmp_path / 'm'}",
-            f"hydra.run.dir={tmp_path / 'run'}", "tracking.enabled=false", *overrides]  # fmt: skip
+            f"hydra.run.dir={tmp_path / 'run'}", f"tracking.enabled={str(tracking).lower()}",
+            *overrides]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -173,3 +178,93 @@ def test_cli_serve_refuses_bad_config_before_starting(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "guardrails.delta_limit_pct" in err
     assert not (tmp_path / "m").exists()
+
+
+def _manifests(tmp_path: Path, proc: subprocess.Popen[str]) -> dict[str, dict[str, Any]]:
+    """The manifests a CLI server wrote, once it has written them."""
+    admin_file = tmp_path / "m" / "admin.json"
+    deadline = time.monotonic() + 60
+    while not admin_file.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+    time.sleep(0.2)  # the files are written one after another
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "m").glob("*.json")}
+
+
+def test_sigterm_logs_to_mlflow_and_a_restart_refuses_the_old_tokens(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    secret = "token_secret=fixed-for-this-test"
+    proc = _start(tmp_path, secret, f"tracking.uri={uri}", tracking=True)
+    try:
+        first = _manifests(tmp_path, proc)
+        with Agent(first["Treatment-1"]["apiUrl"], first["Treatment-1"]["strategyToken"]) as a:
+            a.act(ConfigUpdate({"scanXp": 12}, reasoning="before the SIGTERM"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopping (SIGTERM); logging to MLflow" in out and "MLflow run" in out, out + err
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("arena_rl_served").experiment_id],
+        "tags.arena_end = 'shutdown'",
+    )
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.data.tags["arena_start_id"] for r in parents] == [first["admin"]["startId"]]
+    decisions = json.loads(next(tmp_path.rglob("decisions.json")).read_text())
+    assert [d["reasoning"] for d in decisions["Treatment-1"]] == ["before the SIGTERM"]
+
+    # the same config and secret again: a new experiment, where the old tokens are refused
+    (tmp_path / "m" / "admin.json").unlink()
+    proc = _start(tmp_path, secret)
+    try:
+        second = _manifests(tmp_path, proc)
+        assert second["admin"]["startId"] != first["admin"]["startId"]
+        assert second["Treatment-1"]["variantId"] == first["Treatment-1"]["variantId"]
+        old = Agent(second["Treatment-1"]["apiUrl"], first["Treatment-1"]["strategyToken"])
+        with old, pytest.raises(httpx.HTTPStatusError) as refused:
+            old.info()
+        assert refused.value.response.status_code == 403
+        assert "earlier start" in refused.value.response.json()["error"]
+        with Agent(second["Treatment-1"]["apiUrl"], second["Treatment-1"]["strategyToken"]) as a:
+            assert a.decisions()["total"] == 0  # nothing of the first experiment is left
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_an_agent_running_across_a_restart_stops_instead_of_acting_on_the_new_experiment() -> None:
+    acted: list[int] = []
+    stopped = threading.Event()
+
+    def decide(signals: Signals, config: dict[str, Any]) -> ConfigUpdate:
+        acted.append(signals.experiment_days)
+        return ConfigUpdate({"scanXp": config["scanXp"] * 1.01}, reasoning="tick")
+
+    with serve(token_secret="fixed") as first:
+        first.advance(1)
+        port, token = int(first.url.rsplit(":", 1)[1]), first.token("Alpha")
+        agent = Agent(first.url, token, heartbeat_interval=1)
+
+        def run() -> None:
+            try:
+                agent.run(decide, poll_interval=0.05)
+            finally:
+                stopped.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        wait_until(lambda: len(acted) >= 2)
+    # the first server is gone (its experiment with it); the same settings start again
+    with serve(bind_port=port, token_secret="fixed") as second:
+        assert stopped.wait(20), "the agent kept going on the restarted server"
+        log = second.call("GET", "/api/arena/decisions", second.token("Alpha")).json()["data"]
+        assert log["total"] == 0  # it never acted on the new experiment
+        refused = second.call("GET", "/api/arena/signals", token)
+        assert refused.status_code == 403 and refused.json()["error"].startswith(
+            "EXPERIMENT_NOT_RUNNING"
+        )
+    agent.close()

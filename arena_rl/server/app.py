@@ -4,32 +4,40 @@ Every answer uses the live envelope: ``{"success": true, "data": {...}}`` or
 ``{"success": false, "error": "..."}``. Guardrail rejections are HTTP 200 with
 ``accepted: false``; 401 means a missing, malformed, forged or foreign token; 403 means the token
 may not do this (another variant's data, admin-only) or the experiment is not RUNNING; 400/422 a
-malformed request; 404 an unknown route or object. Bad input never gives a 5xx: the SDK would
-retry a 5xx with 1 s and 2 s sleeps.
+malformed request; 404 an unknown route or object; 413 a body over 1 MiB. Bad input never gives
+a 5xx: the SDK would retry a 5xx with 1 s and 2 s sleeps. Every body passes
+:class:`~arena_rl.server.boundary.BoundaryMiddleware` first (bounded, finite, valid-Unicode JSON),
+so nothing stored can later fail to encode; an unexpected error is a JSON 500 on a connection that
+stays open.
 
 No ``from __future__ import annotations`` here: FastAPI reads the route annotations, which
 refer to aliases local to :func:`create_app`.
 """
 
+import json
 import math
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arena_rl.core.guardrails import ExperimentStatus
+from arena_rl.server.boundary import BoundaryMiddleware
 from arena_rl.server.runtime import ArenaRuntime
 from arena_rl.server.state import NotRunningError
-from arena_rl.server.tokens import TokenClaims, TokenError
+from arena_rl.server.tokens import StaleTokenError, TokenClaims, TokenError
 from arena_rl.server.webhooks import WebhookError
 
-MAX_BODY_BYTES = 1 << 20
 MAX_REASONING_CHARS = 20_000
+MAX_STORED_BYTES = 64 * 1024
+"""Agent-supplied ``signals`` and heartbeat ``metadata`` are kept (decision log, admin view): each
+at most this much JSON, so a busy agent cannot grow the server by a mebibyte per request."""
+MAX_OVERRIDE_KEYS = 64
+MAX_KEY_CHARS = 200
 PREFIX = "/api/arena"
 
 
@@ -42,7 +50,9 @@ class ApiError(Exception):
 
 
 def json_safe(value: Any) -> Any:
-    """A copy JSON can encode strictly: NaN and ±inf become null (echoed hostile input)."""
+    """A copy JSON can encode strictly: NaN and ±inf become null (computed values, e.g. a
+    metric's spread). Agent input is already bounded and finite (``boundary``), so the recursion
+    stays shallow."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -60,15 +70,32 @@ def fail(status: int, message: str) -> JSONResponse:
     return JSONResponse({"success": False, "error": message}, status_code=status)
 
 
+def _bounded_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse a stored free-form object over :data:`MAX_STORED_BYTES` of JSON."""
+    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_STORED_BYTES:
+        raise ValueError(f"at most {MAX_STORED_BYTES} bytes of JSON are kept")
+    return value
+
+
 class ConfigBody(BaseModel):
     """``PUT /variant/config``: the SDK's ``act()`` payload."""
 
     model_config = ConfigDict(extra="ignore")
-    economyOverrides: dict[str, Any]  # noqa: N815 - the live API's field name
+    economyOverrides: dict[str, Any] = Field(max_length=MAX_OVERRIDE_KEYS)  # noqa: N815
     reasoning: str | None = Field(default="", max_length=MAX_REASONING_CHARS)
     signals: dict[str, Any] | None = None
     variantId: str | None = Field(default=None, max_length=200)  # noqa: N815
     """Optional; if given it must be the token's own variant."""
+
+    @field_validator("economyOverrides")
+    @classmethod
+    def _short_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Knob names are short; every attempt is logged, so a long key would be kept too."""
+        if any(len(k) > MAX_KEY_CHARS for k in value):
+            raise ValueError(f"keys are at most {MAX_KEY_CHARS} characters")
+        return value
+
+    _signals_bounded = field_validator("signals")(_bounded_json)
 
 
 class HeartbeatBody(BaseModel):
@@ -77,6 +104,8 @@ class HeartbeatBody(BaseModel):
         default=None, gt=0, le=7 * 86400, allow_inf_nan=False
     )
     metadata: dict[str, Any] | None = None
+
+    _metadata_bounded = field_validator("metadata")(_bounded_json)
 
 
 class WebhookBody(BaseModel):
@@ -112,6 +141,8 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
             raise ApiError(401, "missing bearer strategy token")
         try:
             claims = runtime.tokens.verify(credentials.credentials)
+        except StaleTokenError as exc:  # 403, not 401: the SDK's Agent.run stops on a 403
+            raise ApiError(403, str(exc)) from None
         except TokenError as exc:
             raise ApiError(401, f"invalid strategy token: {exc}") from None
         if claims.variant_id not in exp.variants:
@@ -233,22 +264,20 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
             "pending": runtime.dispatcher.pending(),
             "recentDeliveries": [vars(r) for r in records],
         }
-        return ok({**exp.state(), "webhooks": webhooks, "lastRunId": runtime.last_run_id})
+        run = {"lastRunId": runtime.last_run_id, "startId": runtime.start_id}
+        return ok({**exp.state(), "webhooks": webhooks, **run})
 
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error in the live envelope; validation errors as 422 (400 for broken JSON)."""
+    """Every error in the live envelope; validation errors as 422 (400 for broken JSON).
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return fail(413 if length.isdigit() else 400, "request body too large or malformed")
-        return await call_next(request)
+    The boundary middleware sits inside Starlette's error middleware: bodies are checked before
+    routing, and an unexpected exception ends there as a JSON 500 instead of reaching uvicorn,
+    which would reset the keep-alive connection after answering.
+    """
+    app.add_middleware(BoundaryMiddleware)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -264,15 +293,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         broken = any(e.get("type") == "json_invalid" for e in errors)
         parts = []
         for e in errors[:5]:
-            where = ".".join(str(p) for p in e.get("loc", ()))
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            where = ".".join(str(p)[:60] for p in e.get("loc", ()))
+            parts.append(f"{where}: {str(e.get('msg', 'invalid'))[:200]}")
         return fail(400 if broken else 422, "invalid request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "Not found" if exc.status_code == 404 else str(exc.detail)
         return fail(exc.status_code, message)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        return fail(500, f"internal error: {type(exc).__name__}")

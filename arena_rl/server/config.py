@@ -110,7 +110,8 @@ class ServeConf:
     manifest_dir: str | None = None
     """null: <hydra output dir>/manifests."""
     token_secret: str | None = None
-    """null: random per start; set it to keep tokens valid across restarts."""
+    """HMAC key of the strategy tokens; null: random per start. Tokens never outlive the start
+    that issued them (a restart is a new experiment), secret or not."""
     webhooks: WebhooksConf = field(default_factory=WebhooksConf)
     heartbeat: HeartbeatConf = field(default_factory=HeartbeatConf)
     anomaly: AnomalyConf = field(default_factory=AnomalyConf)

@@ -65,8 +65,10 @@ def log_served(
     run_name: str,
     config: dict[str, Any],
     out_dir: Path,
+    tags: dict[str, str] | None = None,
 ) -> str:
-    """Log the served experiment now; return the MLflow parent run id."""
+    """Log the served experiment now; return the MLflow parent run id. ``tags`` are added to
+    the parent run (the runtime says why it logged and which server start it was)."""
     result, decisions = served_result(exp)
     standings = ratings.standings_records(ratings.leaderboard([result], seed=exp.seed))
     run_id = tracking.log_tournament_run(
@@ -82,6 +84,7 @@ def log_served(
             "root_seed": str(exp.seed),
             "arena_experiment_id": exp.experiment_id,
             "source": "arena_rl.server",
+            **(tags or {}),
         },
         out_dir=out_dir,
     )

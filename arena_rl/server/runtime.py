@@ -3,6 +3,11 @@
 :class:`ArenaRuntime` owns the parts and their lifetimes; it does no HTTP (``app.py``) and holds
 no experiment logic (``state.py``). One background thread moves a realtime clock's population
 forward and watches heartbeats; another delivers webhooks.
+
+The experiment lives in memory: a restart is a new experiment (same seed, same ids, fresh state),
+and the tokens of the old start stop working (``tokens.py``). What a run leaves behind is its
+MLflow logging, which :meth:`ArenaRuntime.shutdown` does on a graceful stop (SIGTERM, Ctrl-C) as
+completion does.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class ArenaRuntime:
         self.api_url = ""
         self.last_run_id: str | None = None
         self._log_lock = threading.Lock()
+        self._logged: tuple[str, int, int] | None = None
+        self._complete_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,12 +111,34 @@ class ArenaRuntime:
             )
             self._thread.start()
 
+    @property
+    def start_id(self) -> str:
+        """This server start's id: only tokens issued by it verify."""
+        return self.tokens.start_id
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
         self.dispatcher.stop()
+
+    def shutdown(self, reason: str = "shutdown") -> str | None:
+        """Stop, then log the experiment to MLflow unless tracking is off or that logging
+        already happened (completion); the parent run id, or None.
+
+        A completion logging still running is waited for: it runs in a daemon thread, which
+        the interpreter would kill half-way at exit.
+        """
+        self.stop()
+        if self._complete_thread is not None:
+            self._complete_thread.join()
+        s = self.settings
+        if not (s.tracking_enabled and s.tracking_on_complete):
+            return None
+        if self._logged == self.experiment.revision():
+            return self.last_run_id
+        return self._log_quietly(reason)
 
     def _background(self) -> None:
         """Realtime: simulate days as they pass; always: watch heartbeats."""
@@ -149,6 +178,7 @@ class ArenaRuntime:
         files = {f"{_slug(name)}.json": m for name, m in self.manifests().items()}
         files["admin.json"] = {
             "experimentId": self.experiment.experiment_id,
+            "startId": self.start_id,
             "apiUrl": self.api_url,
             "adminToken": self.tokens.admin_token,
         }
@@ -160,29 +190,43 @@ class ArenaRuntime:
             written.append(path)
         return written
 
-    def log_to_mlflow(self) -> str:
-        """Log the experiment as it is now; one logging at a time. Returns the parent run id."""
+    def log_to_mlflow(self, reason: str = "admin") -> str:
+        """Log the experiment as it is now; one logging at a time. Returns the parent run id.
+
+        ``reason`` (``admin``, ``completed``, ``shutdown``) becomes the ``arena_end`` tag.
+        """
         from arena_rl.server.mlflow_log import log_served  # MLflow import is slow: only on use
 
         s = self.settings
         with self._log_lock:
             out = s.tracking_out_dir or Path.cwd() / "served_runs"
             run_name = f"served-{self.experiment.experiment_id}"
+            revision = self.experiment.revision()
             self.last_run_id = log_served(
                 self.experiment,
                 tracking_uri=s.tracking_uri,
                 experiment=s.tracking_experiment,
                 run_name=run_name,
                 config=s.resolved,
-                out_dir=out / run_name,
+                out_dir=out / f"{run_name}-{self.start_id}",
+                tags={"arena_end": reason, "arena_start_id": self.start_id},
             )
+            self._logged = revision
             return self.last_run_id
 
-    def _completed(self) -> None:
+    def _log_quietly(self, reason: str) -> str | None:
         try:
-            self.log_to_mlflow()
+            return self.log_to_mlflow(reason)
         except Exception as exc:  # a tracking failure must not take the server down
             print(f"arena_rl serve: MLflow logging failed: {exc}")
+            return None
+
+    def _completed(self) -> None:
+        """Called under the experiment's lock: log in a thread that :meth:`shutdown` awaits."""
+        self._complete_thread = threading.Thread(
+            target=self._log_quietly, args=("completed",), name="arena-complete", daemon=True
+        )
+        self._complete_thread.start()
 
 
 def _slug(name: str) -> str:

@@ -1,15 +1,22 @@
 """Run the app under uvicorn: in the foreground (the CLI) or in a thread (tests, notebooks).
 
 The socket is bound before uvicorn starts, so with ``port=0`` the real port is known in time to
-write it into the manifests.
+write it into the manifests. In the foreground, SIGTERM and Ctrl-C stop uvicorn gracefully and
+then log the experiment to MLflow (:meth:`ArenaRuntime.shutdown`): uvicorn re-raises the signal it
+caught once it has stopped, which with the default SIGTERM action killed the process before
+anything was logged.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 
@@ -77,22 +84,51 @@ def serve_in_thread(
     return RunningServer(runtime, server, thread, url)
 
 
+@contextmanager
+def _stop_signals_noted(received: list[int]) -> Iterator[None]:
+    """While uvicorn runs, SIGINT/SIGTERM only stop it (uvicorn's own handlers); the signal it
+    re-raises afterwards lands here instead of killing the process before the shutdown logging.
+    A second signal during that logging acts as usual (the previous handlers are back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, note) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def serve_forever(runtime: ArenaRuntime, host: str, port: int, log_level: str = "info") -> None:
-    """Serve in the foreground until Ctrl-C; manifests are written once the port is bound."""
+    """Serve in the foreground until SIGTERM or Ctrl-C; manifests are written once the port is
+    bound; on the way out the experiment is logged to MLflow (unless tracking is off)."""
     sock = bind(host, port)
     url = url_of(sock)
     runtime.start(url)
     settings = runtime.settings
+    received: list[int] = []
     try:
         paths = runtime.write_manifests(settings.manifest_dir) if settings.manifest_dir else []
         exp = runtime.experiment
         print(f"arena_rl Arena API on {url}  experiment {exp.experiment_id} ({exp.status})")
-        print(f"time: {runtime.clock.mode}", end="")
+        print(f"start: {runtime.start_id}  time: {runtime.clock.mode}", end="")
         if runtime.clock.mode == "realtime":
             print(f", {settings.seconds_per_day:g} s per simulated day", end="")
-        print()
+        print(flush=True)
         for path in paths:
-            print(f"manifest: {path}")
-        _server(runtime, log_level).run(sockets=[sock])
+            print(f"manifest: {path}", flush=True)
+        with _stop_signals_noted(received):
+            _server(runtime, log_level).run(sockets=[sock])
     finally:
-        runtime.stop()
+        cause = signal.Signals(received[0]).name if received else "shutdown"
+        if settings.tracking_enabled and settings.tracking_on_complete:
+            print(f"arena_rl serve: stopping ({cause}); logging to MLflow", flush=True)
+        run_id = runtime.shutdown("shutdown")
+        if run_id is not None:
+            print(f"arena_rl serve: MLflow run {run_id}", flush=True)

@@ -37,7 +37,8 @@ class ServeSettings:
     guardrails: GuardrailConfig = field(default_factory=GuardrailConfig)
     manifest_dir: Path | None = None
     token_secret: str | None = None
-    """HMAC key of the strategy tokens; None: random per start (old tokens stop working)."""
+    """HMAC key of the strategy tokens; None: random per start. Either way a token works only
+    with the server start that issued it."""
     webhook_max_attempts: int = 4
     webhook_backoff_s: float = 0.5
     webhook_timeout_s: float = 5.0

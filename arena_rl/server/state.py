@@ -98,6 +98,8 @@ class ServedExperiment:
         anomaly_streak: consecutive clamped (max-delta) updates that raise ``anomaly_detected``.
         anomaly_retention: retention below this (n >= 30) raises ``anomaly_detected``.
         heartbeat_factor: a heartbeat lapses after this many requested poll intervals.
+        on_complete: called once, under the lock, when the experiment completes; it must not
+            block (the runtime starts its MLflow logging in a thread it can wait for).
     """
 
     def __init__(
@@ -234,8 +236,8 @@ class ServedExperiment:
             return
         self.rails.set_status(ExperimentStatus.COMPLETED)
         self.clock.freeze()
-        if self._on_complete is not None:  # e.g. log to MLflow: slow, so off the lock's path
-            threading.Thread(target=self._on_complete, name="arena-complete", daemon=True).start()
+        if self._on_complete is not None:  # runs under the lock: it must only start slow work
+            self._on_complete()
 
     def reset_breaker(self, variant_id: str) -> None:
         """A researcher's reset of a tripped breaker (after its cool-down); ValueError if not."""
@@ -486,6 +488,13 @@ class ServedExperiment:
                     for vid in self.order
                 ],
             }
+
+    def revision(self) -> tuple[str, int, int]:
+        """Status, population day and decision count: when equal, a second logging adds
+        nothing."""
+        with self._lock:
+            total = sum(len(log) for log in self._decisions.values())
+            return str(self.status), self.population.day, total
 
     def all_decisions(self) -> dict[str, list[dict[str, Any]]]:
         """Every variant's decision log, oldest first (for tracking and tests)."""

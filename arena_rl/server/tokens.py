@@ -4,6 +4,12 @@ A strategy token has the live platform's shape, ``strat_<base64url payload>``, w
 ``{experimentId, variantId, mode: "AGENT", iat, exp}``, followed by ``.<base64url HMAC-SHA256>``
 of the payload under a per-server secret, so a client cannot mint a token for another variant by
 editing the payload. The admin token is a random secret compared in constant time.
+
+The experiment lives in memory, so a restart starts a new one. Tokens therefore also carry a
+random ``startId`` of the server start that issued them: with a fixed ``token_secret`` an old
+token still has a genuine signature, and without this claim it would act on the fresh experiment
+as if nothing had happened. Such a token is refused with :class:`StaleTokenError` (HTTP 403
+``EXPERIMENT_NOT_RUNNING``, which stops the SDK's ``Agent.run``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ MAX_TOKEN_CHARS = 4096
 
 class TokenError(ValueError):
     """A token that is missing, malformed, forged, expired or for another experiment."""
+
+
+class StaleTokenError(TokenError):
+    """A genuine token from an earlier start of this server, whose experiment is gone."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +61,10 @@ class TokenAuthority:
 
     Args:
         experiment_id: the only experiment whose tokens verify.
-        secret: HMAC key; random per server start unless given (then tokens survive restarts).
+        secret: HMAC key; random per server start unless given.
         clock: wall-clock seconds (token ``iat``/``exp`` are real time, as on the platform).
+        start_id: this start's id; random unless given. Only its tokens verify, whatever the
+            secret.
     """
 
     def __init__(
@@ -60,8 +72,10 @@ class TokenAuthority:
         experiment_id: str,
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        start_id: str | None = None,
     ) -> None:
         self.experiment_id = experiment_id
+        self.start_id = start_id or secrets.token_hex(6)
         self._secret = secret or secrets.token_bytes(32)
         self._clock = clock
         self.admin_token = ADMIN_PREFIX + secrets.token_urlsafe(24)
@@ -78,6 +92,7 @@ class TokenAuthority:
         claims = {
             "experimentId": self.experiment_id,
             "variantId": variant_id,
+            "startId": self.start_id,
             "mode": "AGENT",
             "iat": now,
             "exp": now + TOKEN_LIFETIME_S,
@@ -98,10 +113,17 @@ class TokenAuthority:
             claims = json.loads(_unb64(payload))
             experiment, variant = str(claims["experimentId"]), str(claims["variantId"])
             issued, expires = int(claims["iat"]), int(claims["exp"])
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+            start = str(claims.get("startId"))
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TokenError("malformed strategy token payload") from exc
         if experiment != self.experiment_id:
             raise TokenError("token belongs to another experiment")
+        if not hmac.compare_digest(start.encode("utf-8", "replace"), self.start_id.encode()):
+            raise StaleTokenError(
+                "EXPERIMENT_NOT_RUNNING: this token is from an earlier start of the server; "
+                "that experiment ended when the server restarted (a restart starts a new one). "
+                "Use the token in the new manifest."
+            )
         if self._time() >= expires:
             raise TokenError("strategy token expired")
         return TokenClaims(experiment, variant, issued, expires)
