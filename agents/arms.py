@@ -8,6 +8,12 @@ raise, loss aversion after a cut), and the pull's reward is the mean of
 :func:`agents.common.reward` over the next ``hold_days``. Only completed pulls reach the
 statistics. Subclasses choose *which* arm to pull next (:meth:`ArmBandit.select`).
 
+Where the arms come from (the ``arms`` hyperparameter, resolved at ``reset`` against the
+scenario being played, :func:`resolve_arms`): None takes the scenario's ``"default"`` arm set,
+or, for a scenario that ships none, arms derived from the knobs' bounds
+(:func:`bound_arms`); a string names one of the scenario's arm sets (or ``"bounds"``); a
+mapping gives the arms outright.
+
 Two things keep 28 days of pulls honest: arm means are compared after removing a common drift
 (the population changes over the weeks, so early and late pulls differ for reasons that are
 not the arm), and no new arm is started that cannot finish before the end.
@@ -15,6 +21,7 @@ not the arm), and no new arm is started that cannot finish before the end.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,21 +30,115 @@ import numpy as np
 from agents.common import BaseAgent, reward, same_action, scaled, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.knobs import Knobs
+from arena_rl.core.scenario import Arms, Scenario
 from arena_rl.core.signals import Signals
 
-Arms = Mapping[str, Mapping[str, float]]
-"""Arm name -> {economy key: multiplier of the base economy}; keys left out stay at base."""
+__all__ = ["ArmBandit", "Arms", "CompletedPull", "arm_economies", "bound_arms", "resolve_arms"]
 
 DRIFT_RIDGE = 20.0
 """Pseudo-evidence (in day²) that the population does not drift: a slope is believed only once
 an arm's repeated pulls lie some days apart (two pulls 6 days apart give 18 day²)."""
 
+DEFAULT_SET = "default"
+"""The scenario arm set ``arms: null`` takes when the scenario ships it."""
+BOUNDS_SET = "bounds"
+"""The name that asks for :func:`bound_arms` whatever the scenario ships."""
+BOUND_FRACTION = 1.0 / 3.0
+"""How far derived arms move each knob from its base toward a bound (a share of the way)."""
 
-def arm_economies(base: Mapping[str, float], arms: Arms) -> dict[str, dict[str, float]]:
+
+def bound_arms(base: Mapping[str, float], knobs: Knobs) -> dict[str, dict[str, float]]:
+    """Five target economies spread over the knobs' box, for a scenario without arm sets.
+
+    Each knob moves :data:`BOUND_FRACTION` of the way from its base value toward its low or
+    high bound (``base + f·(bound − base)``, then rounded where integer; an unbounded top is
+    the knob's ``search_high``, a multiple of its default):
+
+    - ``base``: the base economy itself (the start, so its pull needs no move);
+    - ``lower``: every knob toward its low bound; ``higher``: every knob toward its high bound;
+    - ``mixed_a``: knobs in even positions (knob order) toward low, odd ones toward high;
+      ``mixed_b``: the mirror image. With ``lower`` and ``higher`` they make every knob seen
+      both ways, and neighbouring knobs seen moving together and apart.
+
+    These are economies, not multipliers, so a knob whose base is 0 moves too. An arm equal
+    to an earlier one is left out (with one knob, the mixed arms are ``lower`` and ``higher``).
+    """
+    n = len(knobs)
+    lows: dict[str, list[bool] | None] = {
+        "base": None,
+        "lower": [True] * n,
+        "higher": [False] * n,
+        "mixed_a": [i % 2 == 0 for i in range(n)],
+        "mixed_b": [i % 2 == 1 for i in range(n)],
+    }
+    arms: dict[str, dict[str, float]] = {}
+    for name, pattern in lows.items():
+        target = dict(base)
+        for key, low in zip(knobs.keys, pattern or (), strict=False):
+            knob = knobs.by_name[key]
+            bound = knob.low if low else knob.search_high
+            target[key] = base[key] + BOUND_FRACTION * (bound - base[key])
+        economy = knobs.clipped({k: target[k] for k in knobs.keys})
+        if economy not in arms.values():  # one knob: the mixed arms repeat lower and higher
+            arms[name] = economy
+    return arms
+
+
+def _checked(arms: Mapping[str, Mapping[str, float]], knobs: Knobs, where: str) -> Arms:
+    """Arms whose knobs all exist and whose multipliers are finite and >= 0."""
+    if not isinstance(arms, Mapping) or not arms:
+        raise ValueError(f"{where}: an arm-based strategy needs at least one arm, got {arms!r}")
+    for name, multipliers in arms.items():
+        if not isinstance(multipliers, Mapping):
+            raise ValueError(f"{where}.{name}: expected knob -> multiplier, got {multipliers!r}")
+        for key, factor in multipliers.items():
+            if key not in knobs.by_name:
+                raise ValueError(
+                    f"{where}.{name}: unknown knob {key!r}; this scenario's knobs are "
+                    f"{', '.join(knobs.keys)}"
+                )
+            if isinstance(factor, bool) or not isinstance(factor, int | float):
+                raise ValueError(f"{where}.{name}.{key}: a multiplier must be a number")
+            if not math.isfinite(factor) or factor < 0:
+                raise ValueError(f"{where}.{name}.{key}: a multiplier must be finite and >= 0")
+    return arms
+
+
+def resolve_arms(
+    arms: Mapping[str, Mapping[str, float]] | str | None,
+    scenario: Scenario,
+    base: Mapping[str, float],
+) -> dict[str, dict[str, float]]:
+    """Each arm's target economy, for the ``arms`` hyperparameter on this scenario.
+
+    None: the scenario's ``"default"`` arm set, else :func:`bound_arms`; a string: that arm
+    set of the scenario (``"bounds"``: :func:`bound_arms`); a mapping: arm name -> {knob:
+    multiplier of ``base``}, checked against the scenario's knobs.
+    """
+    knobs, sets = scenario.knobs, scenario.arm_sets()
+    if arms is None:
+        arms = DEFAULT_SET if DEFAULT_SET in sets else BOUNDS_SET
+    if isinstance(arms, str):
+        if arms == BOUNDS_SET:
+            return bound_arms(base, knobs)
+        if arms not in sets:
+            known = ", ".join([*sets, BOUNDS_SET])
+            raise ValueError(
+                f"arms: scenario {scenario.name!r} ({scenario.plugin}) has no arm set {arms!r}; "
+                f"available: {known}"
+            )
+        arms = sets[arms]
+    return arm_economies(base, _checked(arms, knobs, "arms"), knobs)
+
+
+def arm_economies(
+    base: Mapping[str, float], arms: Arms, knobs: Knobs
+) -> dict[str, dict[str, float]]:
     """Each arm's target economy: the base economy scaled by the arm's multipliers."""
     if not arms:
         raise ValueError("an arm-based strategy needs at least one arm")
-    return {name: scaled(base, multipliers) for name, multipliers in arms.items()}
+    return {name: scaled(base, multipliers, knobs) for name, multipliers in arms.items()}
 
 
 @dataclass
@@ -77,12 +178,15 @@ class ArmBandit(BaseAgent):
     left" fallback; 1.0 on every other answer (continuing a pull is certain).
 
     Args:
-        arms: arm name -> multipliers of the base economy.
+        arms: arm name -> multipliers of the base economy; a name of one of the scenario's arm
+            sets; or None: the scenario's default set (see :func:`resolve_arms`).
         hold_days: days of reward averaged per pull, after the transition.
         transition_days: days at a new target that are not scored.
     """
 
-    def __init__(self, arms: Arms, hold_days: int = 2, transition_days: int = 0) -> None:
+    def __init__(
+        self, arms: Arms | str | None = None, hold_days: int = 2, transition_days: int = 0
+    ) -> None:
         self.arms = arms
         self.hold_days = hold_days
         self.transition_days = transition_days
@@ -91,7 +195,7 @@ class ArmBandit(BaseAgent):
         super().reset(info, rng)
         if self.hold_days < 1 or self.transition_days < 0:
             raise ValueError("need hold_days >= 1 and transition_days >= 0")
-        economies = arm_economies(info.base_economy, self.arms)
+        economies = resolve_arms(self.arms, info.scenario, info.base_economy)
         self.arm_names_: list[str] = list(economies)
         self.targets_: list[dict[str, float]] = list(economies.values())
         self.counts_ = np.zeros(len(self.targets_), dtype=np.int64)
@@ -184,7 +288,7 @@ class ArmBandit(BaseAgent):
         """Score one observed day of the pull in progress; True when the pull completes."""
         pull = self.pull_
         assert pull is not None
-        if toward(self.targets_[pull.arm], current, "") is not None:
+        if toward(self.targets_[pull.arm], current, "", self.info_.knobs) is not None:
             # not there yet, or pushed off it (a breaker reset): the count starts again
             pull.days_at_target, pull.rewards = 0, []
             return False
@@ -222,7 +326,7 @@ class ArmBandit(BaseAgent):
         self, arm: int, why: str, signals: Signals, current: Mapping[str, float], last: int | None
     ) -> tuple[int, str]:
         """The arm to pull instead of ``arm`` when its pull could not finish in time."""
-        there = toward(self.targets_[arm], current, "") is None
+        there = toward(self.targets_[arm], current, "", self.info_.knobs) is None
         days_needed = (0 if there else 1 + self.transition_days) + self.hold_days
         if arm != last and days_needed > self.info_.days - signals.experiment_days:
             # a pull that cannot finish teaches nothing: stay with the best arm so far
@@ -242,7 +346,7 @@ class ArmBandit(BaseAgent):
             sum(
                 chances[arm]
                 for arm in np.flatnonzero(chances)
-                if same_action(toward(self.targets_[arm], current, ""), update)
+                if same_action(toward(self.targets_[arm], current, "", self.info_.knobs), update)
             )
         )
 
@@ -257,7 +361,7 @@ class ArmBandit(BaseAgent):
             return None  # shows nothing of the arm: a random choice is charged when it shows
         pull = self.pull_
         reasoning = f"pull arm {self.arm_names_[pull.arm]!r}: {pull.why}"
-        update = toward(self.targets_[pull.arm], current_config, reasoning)
+        update = toward(self.targets_[pull.arm], current_config, reasoning, self.info_.knobs)
         if pull.chances is not None:
             self.probability_ = self._chance_of(update, pull.chances, current_config)
             pull.chances = None

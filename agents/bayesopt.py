@@ -1,15 +1,19 @@
-"""``bayesopt``: Gaussian-process Bayesian optimisation of a few economy keys by expected
+"""``bayesopt``: Gaussian-process Bayesian optimisation of a few economy knobs by expected
 improvement — the SDK's 09, done properly.
 
-The search runs in a unit cube over log-multipliers of the base economy (a few keys, bounds
-from config). A seeded Latin-hypercube design comes first; then each next economy maximises
-expected improvement under scikit-learn's GP (Matern or RBF plus white noise, hyperparameters
-fitted by marginal likelihood, normalised targets, plus a linear drift over the experiment).
-An evaluation moves to the candidate through the delta clamp, holds it, and scores the daily
-:func:`agents.common.reward` after a transition, each held day one observation (the GP
-averages them and learns the noise level from them); inputs are the economy users actually
-saw (the clamp may stop short), not the one suggested. In the last part of the experiment (or
-after ``max_evaluations``) it moves to the scored economy of best posterior mean and stays.
+The search runs in a unit cube over multipliers of the base economy, one axis per knob of the
+box (:func:`search_box`): the scenario's own ``search_box()`` when it ships one, else a box
+derived from the knobs' bounds. An axis whose low multiplier is above 0 is searched on the
+log of the multiplier (a tenth to a quarter more is a span of ratios); one that reaches 0 is
+searched on the multiplier itself (a log cannot reach 0, and "none at all" is a setting worth
+trying for a discount or a trial). A seeded Latin-hypercube design comes first; then each next
+economy maximises expected improvement under scikit-learn's GP (Matern or RBF plus white noise,
+hyperparameters fitted by marginal likelihood, normalised targets, plus a linear drift over the
+experiment). An evaluation moves to the candidate through the delta clamp, holds it, and scores
+the daily :func:`agents.common.reward` after a transition, each held day one observation (the GP
+averages them and learns the noise level from them); inputs are the economy users actually saw
+(the clamp may stop short), not the one suggested. In the last part of the experiment (or after
+``max_evaluations``) it moves to the scored economy of best posterior mean and stays.
 """
 
 from __future__ import annotations
@@ -37,18 +41,62 @@ from threadpoolctl import threadpool_limits
 from agents.common import BaseAgent, reward, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.knobs import Knobs
+from arena_rl.core.scenario import Scenario
 from arena_rl.core.signals import Signals
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, round_caps
 
-DEFAULT_BOX: Mapping[str, tuple[float, float]] = {
-    "firstScanOfDayXp": (0.1, 1.25),
-    "streakBonusPerDay": (0.1, 1.25),
-    "streakBonusCap": (0.2, 1.25),
-    "photoXp": (0.1, 1.25),
-    "feedbackDailyCap": (0.2, 1.25),
-}
-"""Multiplier bounds of the base economy per key (searched on their logs): the XP paid for
-showing up rather than for useful work, from a tenth of the base to a quarter more."""
+Box = Mapping[str, Sequence[float]]
+"""Knob -> [low, high] multipliers of the base economy (its reference value, see
+:func:`reference_values`)."""
+
+
+def reference_values(base: Mapping[str, float], knobs: Knobs) -> dict[str, float]:
+    """What box multipliers multiply, per knob: the base value; where that is 0 (nothing to
+    multiply), the knob's default; where that is 0 too, the top of its search range."""
+    return {
+        k: base[k] or knobs.by_name[k].default or knobs.by_name[k].search_high for k in knobs.keys
+    }
+
+
+def bounds_box(base: Mapping[str, float], knobs: Knobs) -> dict[str, tuple[float, float]]:
+    """The box that spans every knob's bounds: ``[low / reference, high / reference]`` per
+    knob, where an unbounded top is the knob's ``search_high`` (a multiple of its default);
+    knobs fixed by their bounds (low == high) are left out. A knob whose low bound is 0 gets a
+    low multiplier of 0 and so is searched on the linear scale."""
+    reference = reference_values(base, knobs)
+    return {
+        k.name: (k.low / reference[k.name], k.search_high / reference[k.name])
+        for k in knobs.knobs
+        if k.search_high > k.low
+    }
+
+
+def search_box(
+    box: Box | None, scenario: Scenario, base: Mapping[str, float]
+) -> dict[str, tuple[float, float]]:
+    """The box to search: ``box`` as given (checked against the scenario's knobs), else the
+    scenario's ``search_box()``, else :func:`bounds_box`.
+
+    Raises:
+        ValueError: for an unknown knob, or bounds that are not ``0 <= low < high`` (finite).
+    """
+    if box is None:
+        box = scenario.search_box() or bounds_box(base, scenario.knobs)
+    if not isinstance(box, Mapping) or not box:
+        raise ValueError(f"box: need knob -> [low, high] multipliers, got {box!r}")
+    clean = {}
+    for key, bounds in box.items():
+        if key not in scenario.knobs.by_name:
+            raise ValueError(
+                f"box: unknown knob {key!r}; this scenario's knobs are "
+                f"{', '.join(scenario.knobs.keys)}"
+            )
+        values = [float(v) for v in bounds]
+        if len(values) != 2 or not all(np.isfinite(values)) or not 0 <= values[0] < values[1]:
+            raise ValueError(f"box.{key}: need [low, high] with 0 <= low < high, got {bounds!r}")
+        clean[str(key)] = (values[0], values[1])
+    return clean
+
 
 Phase = Literal["move", "hold", "exploit"]
 
@@ -101,11 +149,14 @@ class OnColumns(Exponentiation):
 
 
 class GPBayesOpt(BaseAgent):
-    """GP-EI over log-multipliers of a few keys; moves, holds, scores, refits; then exploits.
+    """GP-EI over multipliers of a few knobs (log or linear axes); moves, holds, scores,
+    refits; then exploits.
 
     Args:
-        box: key -> [low, high] multipliers of the base economy (a base of 0 is read as the
-            global default); searched on the log scale. Default :data:`DEFAULT_BOX`.
+        box: knob -> [low, high] multipliers of the base economy (a base of 0 is read as the
+            knob's default, :func:`reference_values`); an axis with low > 0 is searched on the
+            log scale, one with low 0 on the linear scale. None: the scenario's search box,
+            else one spanning the knobs' bounds (:func:`search_box`).
         n_initial: Latin-hypercube points before EI takes over.
         max_evaluations: evaluations before exploiting the best posterior mean.
         hold_days: days an evaluated economy is held (counted from the day it was reached).
@@ -141,7 +192,7 @@ class GPBayesOpt(BaseAgent):
 
     def __init__(
         self,
-        box: Mapping[str, Sequence[float]] | None = None,
+        box: Box | None = None,
         n_initial: int = 3,
         max_evaluations: int = 8,
         hold_days: int = 3,
@@ -179,15 +230,17 @@ class GPBayesOpt(BaseAgent):
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
-        box = DEFAULT_BOX if self.box is None else self.box
-        self.keys_ = tuple(str(k) for k in box)
-        bounds = np.log(np.array([[float(v) for v in box[k]] for k in self.keys_]))
-        if bounds.shape != (len(self.keys_), 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
-            raise ValueError(f"box needs [low, high] with 0 < low < high per key, got {box}")
+        box = search_box(self.box, info.scenario, info.base_economy)
+        self.keys_ = tuple(box)
         if self.n_initial < 1 or self.hold_days <= self.transition_days:
             raise ValueError("need n_initial >= 1 and hold_days > transition_days")
+        self.linear_ = np.array([box[k][0] == 0.0 for k in self.keys_])
+        """Axes searched on the multiplier itself (their low is 0), not on its log."""
+        raw = np.array([box[k] for k in self.keys_])
+        bounds = np.where(self.linear_[:, None], raw, np.log(np.maximum(raw, 1e-300)))
         self.log_low_, self.log_span_ = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
-        self.reference_ = {k: info.base_economy[k] or DEFAULT_ECONOMY[k] for k in self.keys_}
+        reference = reference_values(info.base_economy, info.knobs)
+        self.reference_ = {k: reference[k] for k in self.keys_}
         self.design_ = latin_hypercube(self.n_initial, len(self.keys_), rng)
         self.exploit_day_ = math.ceil(info.days * (1 - self.exploit_fraction))
         self.inputs_: list[np.ndarray] = []  # GP inputs of the scored days
@@ -200,19 +253,20 @@ class GPBayesOpt(BaseAgent):
 
     # ---- the cube <-> economies -------------------------------------------------------------
     def economy_of(self, unit: np.ndarray) -> dict[str, float]:
-        """The box keys' XP at a unit-cube point (caps rounded)."""
-        logs = self.log_low_ + np.asarray(unit) * self.log_span_
-        return round_caps(
+        """The box knobs' values at a unit-cube point (clipped into bounds, integers rounded)."""
+        axes = self.log_low_ + np.asarray(unit) * self.log_span_
+        return self.info_.knobs.clipped(
             {
-                k: self.reference_[k] * float(np.exp(v))
-                for k, v in zip(self.keys_, logs, strict=True)
+                k: self.reference_[k] * float(v if linear else np.exp(v))
+                for k, v, linear in zip(self.keys_, axes, self.linear_, strict=True)
             }
         )
 
     def unit_of(self, config: Mapping[str, float]) -> np.ndarray:
         """The unit-cube point of an applied economy (slightly outside the box is allowed)."""
         ratio = np.array([max(config[k], 1e-6) / self.reference_[k] for k in self.keys_])
-        return np.clip((np.log(ratio) - self.log_low_) / self.log_span_, -0.5, 1.5)
+        axes = np.where(self.linear_, ratio, np.log(ratio))
+        return np.clip((axes - self.log_low_) / self.log_span_, -0.5, 1.5)
 
     def inputs(self, points: np.ndarray, when: float) -> np.ndarray:
         """GP inputs: (m, d) unit-cube economies, plus the time column (share of the
@@ -250,9 +304,13 @@ class GPBayesOpt(BaseAgent):
         if self.phase_ == "exploit":
             if self.best_ is None:
                 return None  # never saw a confident reward: keep what users have
-            return toward(self.economy_of(self.best_), current_config, self.reason_)
+            return toward(
+                self.economy_of(self.best_), current_config, self.reason_, self.info_.knobs
+            )
         if self.phase_ == "move":
-            return toward(self.economy_of(self.candidate_), current_config, self.reason_)
+            return toward(
+                self.economy_of(self.candidate_), current_config, self.reason_, self.info_.knobs
+            )
         return None
 
     def action_probability(self) -> float:
@@ -269,8 +327,8 @@ class GPBayesOpt(BaseAgent):
         self.reason_ = f"BO evaluation {self.n_started_} ({how}): try {self._show(unit)}"
 
     def _arrived(self, current_config: Mapping[str, float], day: int) -> bool:
-        there = toward(self.economy_of(self.candidate_), current_config, "") is None
-        return there or day - self.move_started_ >= self.max_move_days
+        step = toward(self.economy_of(self.candidate_), current_config, "", self.info_.knobs)
+        return step is None or day - self.move_started_ >= self.max_move_days
 
     def _finish_evaluation(self) -> None:
         # each scored day is its own observation: replicates let the GP tell noise from signal

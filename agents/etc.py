@@ -17,14 +17,20 @@ class ExploreThenCommit(ArmBandit):
     """Round-robin exploration for a fixed number of rounds, then commitment.
 
     Args:
-        arms: arm name -> multipliers of the base economy (explored in this order).
+        arms: arm name -> multipliers of the base economy (explored in this order), a name
+            of one of the scenario's arm sets, or None: its default set
+            (:func:`agents.arms.resolve_arms`).
         rounds: pulls of every arm before committing.
         hold_days: days of reward averaged per pull, after the transition.
         transition_days: days at a new target that are not scored.
     """
 
     def __init__(
-        self, arms: Arms, rounds: int = 1, hold_days: int = 2, transition_days: int = 0
+        self,
+        arms: Arms | str | None = None,
+        rounds: int = 1,
+        hold_days: int = 2,
+        transition_days: int = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.rounds = rounds

@@ -1,7 +1,8 @@
 """A complete strategy in twenty lines: the example docs/agents.md walks through.
 
 Register it with ``conf/agents/<name>.yaml`` (``_target_: agents.example_threshold.ScanThreshold``)
-and select it like any other: ``'+agents=[mine]'``.
+and select it like any other: ``'+agents=[mine]'``. It reads a gamification metric and moves a
+gamification knob, so it says so (``scenarios``) and is refused on any other scenario.
 """
 
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from arena_rl.core.signals import Signals
 class ScanThreshold(BaseAgent):
     """Nudges scanXp up while users scan less than ``target_scans`` a day, down above it."""
 
+    scenarios = ("gamification",)
+
     def __init__(self, target_scans: float = 4.0, step: float = 0.1) -> None:
         self.target_scans, self.step = target_scans, step
 
@@ -23,6 +26,5 @@ class ScanThreshold(BaseAgent):
         scans = signals.metrics["SCAN_FREQUENCY"].value
         factor = 1 + self.step if scans < self.target_scans else 1 - self.step
         target = {"scanXp": current_config["scanXp"] * factor}
-        return toward(
-            target, current_config, f"{scans:.2f} scans/day vs target {self.target_scans}"
-        )
+        why = f"{scans:.2f} scans/day vs target {self.target_scans}"
+        return toward(target, current_config, why, self.info_.knobs)

@@ -9,84 +9,114 @@ weights are renormalised to sum to 1. Only the chosen sub-strategy learns (bandi
 road not taken has no reward estimate).
 
 The sub-strategies (SDK 10's reactive / conservative / bold, recast for a cost-aware objective)
-each propose a target economy from today's signals and the current economy:
+each propose a target economy from today's signals, the history and the current economy. They
+move the scenario's *levers* (``scenario.levers()``: named groups of knobs), never a knob named
+here, so the ensemble plays any scenario:
 
-- ``lean``: trims XP that pays for nothing the objective values (first-scan and streak
-  bonuses, photos) and the caps that are farmed (streak-bonus and feedback caps).
-- ``value``: pays more for what the objective does value: reports (issue and status XP) and
-  room for more counted scans (scan cap).
-- ``reactive``: answers the signals like the SDK's rules: retention falling → raise the
-  retention levers; scans per active user falling → raise scanXp; otherwise hold.
+- ``lean``: cuts the ``cost`` lever (gamification: XP that pays for nothing the objective
+  values, and the farmed caps).
+- ``value``: raises the ``value`` lever (gamification: report XP and the scan cap), while a
+  raise is affordable (:func:`affordable`).
+- ``reactive``: answers the signals like the SDK's rules, while a raise is affordable: the
+  harm metric falling → raise the ``retention`` lever; the first objective metric falling
+  (gamification: scans per active user) → raise the ``activity`` lever; otherwise hold.
 - ``hold``: changes nothing (lets the ensemble learn to stop when every move hurts).
+- ``raise:<lever>`` / ``cut:<lever>``: move one lever of the scenario either way, always.
+- ``raise`` / ``cut``: move every knob either way, always.
+
+Which run (``experts: null``): ``lean``, ``value`` and ``reactive`` (:data:`DEFAULT_EXPERTS`)
+on a scenario whose levers they need (gamification's); else ``raise:<lever>`` and
+``cut:<lever>`` for every lever of the scenario, plus ``hold``; on a scenario without levers,
+``raise``, ``cut`` and ``hold``.
+
+"Affordable" was gamification's XP cost share of the value it brings (below 30 %); no other
+scenario splits its objective into a cost and a value, so it is now the objective estimate's
+trend: a raise is affordable while the estimate is not falling (the mean of its last
+:data:`TREND_DAYS` confident days is at least that of the :data:`TREND_DAYS` before, less
+:data:`AFFORDABLE_SLACK` of its size), and not before there are that many days to compare.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 
-from agents.common import BaseAgent, confident, cost_share, nudged, reward, same_action, toward
+from agents.common import BaseAgent, confident, nudged, reward, same_action, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
+from arena_rl.core.scenario import Scenario
 from arena_rl.core.signals import Signals
-from arena_rl.scenarios.gamification.specs import Objective
 
-History = Sequence[Signals]
-"""The confident signals seen so far, oldest first (today's last)."""
 
-Expert = Callable[
-    [Signals, Mapping[str, float], History, float, Objective], dict[str, float] | None
-]
-"""(today's signals, current economy, history, step as a fraction, objective) -> target or None."""
+@dataclass(frozen=True)
+class View:
+    """What a sub-strategy sees when it proposes: the scenario (its knobs, levers and
+    metrics), and the confident days so far, oldest first (today's last)."""
 
-LEAN_KEYS = (
-    "firstScanOfDayXp",
-    "streakBonusPerDay",
-    "photoXp",
-    "streakBonusCap",
-    "feedbackDailyCap",
-)
-VALUE_KEYS = ("issueReportXp", "statusReportXp", "scanDailyCap")
-RETENTION_KEYS = ("streakBonusCap", "firstScanOfDayXp")
+    scenario: Scenario
+    history: Sequence[Signals]
+    rewards: Sequence[float]
+    """The objective estimate of each day of ``history``."""
+
+    @property
+    def signals(self) -> Signals:
+        """Today's signals."""
+        return self.history[-1]
+
+    def lever(self, name: str) -> tuple[str, ...]:
+        """The knobs of one of the scenario's levers (none if it has no such lever)."""
+        return tuple(self.scenario.levers().get(name, ()))
+
+
+Expert = Callable[[View, Mapping[str, float], float], dict[str, float] | None]
+"""(view, current economy, step as a fraction) -> target economy, or None to hold."""
+
 TREND_DAYS = 3
-"""Days over which ``reactive`` judges that a metric is falling."""
-AFFORDABLE_SHARE = 0.3
-"""XP cost share of gross value (:func:`cost_share`) below which raising XP is affordable."""
+"""Days over which a metric, or the objective estimate, is judged to be falling."""
+AFFORDABLE_SLACK = 0.02
+"""How far (relative) the objective estimate's recent mean may sit below the one before and a
+raise still count as affordable: about the drift of three days of churn at the default
+gamification economy, so that drift alone does not close the gate."""
+MIN_WHOLE = 1.0
+"""An integer knob is never cut below this by a step (0 switches something off: a cap, a
+trial, an intro offer; that is a decision, not a nudge)."""
 
 
-def affordable(signals: Signals, objective: Objective) -> bool:
-    """Whether XP is cheap enough, relative to what it brings, to raise some."""
-    share = cost_share(signals, objective)
-    return share is not None and share < AFFORDABLE_SHARE
+def affordable(view: View) -> bool:
+    """Whether a raise is affordable: the objective estimate is not falling (see the module
+    docstring); False until there are ``2 × TREND_DAYS`` confident days to compare."""
+    if len(view.rewards) < 2 * TREND_DAYS:
+        return False
+    recent = float(np.mean(view.rewards[-TREND_DAYS:]))
+    before = float(np.mean(view.rewards[-2 * TREND_DAYS : -TREND_DAYS]))
+    return recent >= before - AFFORDABLE_SLACK * abs(before)
 
 
-def lean(
-    signals: Signals,
-    current: Mapping[str, float],
-    history: History,
-    step: float,
-    objective: Objective,
+def _move(
+    view: View, current: Mapping[str, float], keys: Sequence[str], factor: float
 ) -> dict[str, float] | None:
-    """Cut XP that buys nothing valued, and the farmed caps."""
-    return nudged(current, LEAN_KEYS, 1.0 - step)
-
-
-def value(
-    signals: Signals,
-    current: Mapping[str, float],
-    history: History,
-    step: float,
-    objective: Objective,
-) -> dict[str, float] | None:
-    """Pay more for the acts the objective values, while XP is affordable."""
-    if not affordable(signals, objective):
+    """``current`` with ``keys`` multiplied by ``factor`` (None when there are no keys)."""
+    if not keys:
         return None
-    return nudged(current, VALUE_KEYS, 1.0 + step)
+    return nudged(current, keys, factor, view.scenario.knobs, MIN_WHOLE)
 
 
-def _falling(history: History, metric: str, tolerance: float) -> bool:
+def lean(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
+    """Cut the cost lever: what pays for nothing the objective values."""
+    return _move(view, current, view.lever("cost"), 1.0 - step)
+
+
+def value(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
+    """Pay more for the value lever, while a raise is affordable."""
+    if not affordable(view):
+        return None
+    return _move(view, current, view.lever("value"), 1.0 + step)
+
+
+def _falling(history: Sequence[Signals], metric: str, tolerance: float) -> bool:
     """Whether today's ``metric`` is more than ``tolerance`` (relative) below its recent best."""
     recent = [s.metrics[metric].value for s in history[-TREND_DAYS - 1 :]]
     if len(recent) <= TREND_DAYS or not confident(history[-1], [metric]):
@@ -95,50 +125,133 @@ def _falling(history: History, metric: str, tolerance: float) -> bool:
     return best > 0 and recent[-1] < best * (1.0 - tolerance)
 
 
-def reactive(
-    signals: Signals,
-    current: Mapping[str, float],
-    history: History,
-    step: float,
-    objective: Objective,
-) -> dict[str, float] | None:
+def reactive(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
     """The SDK's threshold reactions, on trends instead of fixed levels."""
-    if not affordable(signals, objective):
+    if not affordable(view):
         return None
-    if _falling(history, "RETENTION_RATE", 0.01):
-        return nudged(current, RETENTION_KEYS, 1.0 + step)
-    if _falling(history, "SCAN_FREQUENCY", 0.05):
-        return nudged(current, ("scanXp",), 1.0 + step)
+    scenario = view.scenario
+    retention, activity = view.lever("retention"), view.lever("activity")
+    if retention and _falling(view.history, scenario.harm_metric, 0.01):
+        return _move(view, current, retention, 1.0 + step)
+    for metric in scenario.objective_metrics[:1]:
+        if activity and _falling(view.history, metric, 0.05):
+            return _move(view, current, activity, 1.0 + step)
     return None
 
 
-def hold(
-    signals: Signals,
-    current: Mapping[str, float],
-    history: History,
-    step: float,
-    objective: Objective,
-) -> dict[str, float] | None:
+def hold(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
     """Change nothing."""
     return None
 
 
+def raise_all(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
+    """Raise every knob."""
+    return _move(view, current, view.scenario.knobs.keys, 1.0 + step)
+
+
+def cut_all(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
+    """Cut every knob."""
+    return _move(view, current, view.scenario.knobs.keys, 1.0 - step)
+
+
 EXPERTS: Mapping[str, Expert] = MappingProxyType(
-    {"lean": lean, "value": value, "reactive": reactive, "hold": hold}
+    {
+        "lean": lean,
+        "value": value,
+        "reactive": reactive,
+        "hold": hold,
+        "raise": raise_all,
+        "cut": cut_all,
+    }
 )
-"""The sub-strategies a config may name."""
+"""The named sub-strategies a config may name (besides ``raise:<lever>`` / ``cut:<lever>``)."""
+
+NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
+    {"lean": (("cost",),), "value": (("value",),), "reactive": (("retention", "activity"),)}
+)
+"""Sub-strategy -> the levers it needs: at least one of each inner tuple."""
 
 DEFAULT_EXPERTS: Mapping[str, float] = MappingProxyType(
     {"lean": 25.0, "value": 25.0, "reactive": 10.0}
 )
-"""Sub-strategy -> step (%) when the config names none."""
+"""Sub-strategy -> step (%) when the config names none and the scenario has their levers."""
+GENERIC_STEP_PCT = 10.0
+"""Step (%) of the lever (or all-knob) sub-strategies when the config names none."""
+
+
+@dataclass(frozen=True)
+class LeverExpert:
+    """``raise:<lever>`` or ``cut:<lever>``: move one lever of the scenario, always (a class,
+    not a closure, so an agent pickles after ``reset`` too)."""
+
+    direction: str
+    lever: str
+
+    @property
+    def why(self) -> str:
+        """What it does, for the update's reasoning."""
+        return f"{self.direction} the {self.lever} lever"
+
+    def __call__(
+        self, view: View, current: Mapping[str, float], step: float
+    ) -> dict[str, float] | None:
+        sign = 1.0 if self.direction == "raise" else -1.0
+        return _move(view, current, view.lever(self.lever), 1.0 + sign * step)
+
+
+def default_experts(scenario: Scenario) -> dict[str, float]:
+    """The sub-strategies and steps ``experts: null`` runs on this scenario (module docstring)."""
+    levers = scenario.levers()
+    if all(_missing(name, levers) is None for name in DEFAULT_EXPERTS):
+        return dict(DEFAULT_EXPERTS)
+    if not levers:
+        return {"raise": GENERIC_STEP_PCT, "cut": GENERIC_STEP_PCT, "hold": 0.0}
+    chosen = {f"{d}:{lever}": GENERIC_STEP_PCT for lever in levers for d in ("raise", "cut")}
+    return {**chosen, "hold": 0.0}
+
+
+def _missing(name: str, levers: Mapping[str, Sequence[str]]) -> str | None:
+    """Why the scenario cannot run sub-strategy ``name`` (None: it can)."""
+    for options in NEEDS.get(name, ()):
+        if not any(levers.get(lever) for lever in options):
+            return f"needs the scenario's {' or '.join(map(repr, options))} lever"
+    return None
+
+
+def resolve_experts(names: Sequence[str], scenario: Scenario) -> list[Expert]:
+    """The sub-strategy of each name, for this scenario.
+
+    Raises:
+        ValueError: naming a sub-strategy that does not exist, or whose levers the scenario
+            lacks, with the names it could run.
+    """
+    levers = scenario.levers()
+    known = [*EXPERTS, *(f"{d}:{lever}" for lever in levers for d in ("raise", "cut"))]
+    out = []
+    for name in names:
+        direction, _, lever = name.partition(":")
+        if name in EXPERTS:
+            why = _missing(name, levers)
+            if why is not None:
+                raise ValueError(
+                    f"sub-strategy {name!r} {why}; scenario {scenario.name!r} has levers "
+                    f"{', '.join(levers) or 'none'}; known: {', '.join(known)}"
+                )
+            out.append(EXPERTS[name])
+        elif direction in ("raise", "cut") and lever in levers:
+            out.append(LeverExpert(direction, lever))
+        else:
+            raise ValueError(f"unknown sub-strategies [{name!r}]; known: {', '.join(known)}")
+    return out
 
 
 class HedgeEnsemble(BaseAgent):
     """Hedge over sub-strategies: one sampled per decision, scored by the later reward change.
 
     Args:
-        experts: sub-strategy name (a key of ``EXPERTS``) -> its step, % of the current value.
+        experts: sub-strategy name (a key of ``EXPERTS``, or ``raise:<lever>`` /
+            ``cut:<lever>`` for a lever of the scenario) -> its step, % of the current value;
+            None: :func:`default_experts` for the scenario played.
         eta: learning rate of the exponential weights.
         window_days: w; a choice made on day t is scored by the mean reward estimate of the w
             days after it minus that of the w days up to it. Averaging tames daily noise, and
@@ -167,13 +280,11 @@ class HedgeEnsemble(BaseAgent):
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
-        chosen = DEFAULT_EXPERTS if self.experts is None else self.experts
+        chosen = default_experts(info.scenario) if self.experts is None else self.experts
         if not chosen:
             raise ValueError("experts: need at least one sub-strategy")
-        unknown = set(chosen) - set(EXPERTS)
-        if unknown:
-            raise ValueError(f"unknown sub-strategies {sorted(unknown)}; known: {list(EXPERTS)}")
         self.names_ = list(chosen)
+        self.experts_ = resolve_experts(self.names_, info.scenario)
         self.steps_ = np.array([chosen[n] / 100.0 for n in self.names_])
         self.weights_ = np.full(len(self.names_), 1.0 / len(self.names_))
         self.history_: list[Signals] = []
@@ -199,40 +310,41 @@ class HedgeEnsemble(BaseAgent):
             before = float(np.mean(self.rewards_[-window:]))
             self.pending_.append((chosen, len(self.rewards_) - 1, before))
         name, step = self.names_[chosen], float(self.steps_[chosen])
-        target = self._proposal(chosen, signals, current_config)
+        target = self._proposal(chosen, current_config)
         update: ConfigUpdate | None = None
         if target is not None:
             weights = ", ".join(
                 f"{n} {w:.2f}" for n, w in zip(self.names_, self.weights_, strict=True)
             )
-            why = (EXPERTS[name].__doc__ or name).strip().rstrip(".").lower()
+            expert = self.experts_[chosen]
+            why = expert.why if isinstance(expert, LeverExpert) else expert.__doc__ or name
+            why = why.strip().rstrip(".").lower()
             update = toward(
-                target, current_config, f"hedge follows {name}, step {step:.0%}: {why} ({weights})"
+                target,
+                current_config,
+                f"hedge follows {name}, step {step:.0%}: {why} ({weights})",
+                self.info_.knobs,
             )
-        self.probability_ = self._chance_of(update, signals, current_config)
+        self.probability_ = self._chance_of(update, current_config)
         return update
 
     def action_probability(self) -> float:
         """Summed weight of the sub-strategies giving the last answer (see the class docstring)."""
         return self.probability_
 
-    def _proposal(
-        self, expert: int, signals: Signals, current: Mapping[str, float]
-    ) -> dict[str, float] | None:
+    def _proposal(self, expert: int, current: Mapping[str, float]) -> dict[str, float] | None:
         """The target economy sub-strategy ``expert`` proposes now (None: hold)."""
-        name, step = self.names_[expert], float(self.steps_[expert])
-        return EXPERTS[name](signals, current, self.history_, step, self.info_.objective)
+        view = View(self.info_.scenario, self.history_, self.rewards_)
+        return self.experts_[expert](view, current, float(self.steps_[expert]))
 
-    def _chance_of(
-        self, update: ConfigUpdate | None, signals: Signals, current: Mapping[str, float]
-    ) -> float:
+    def _chance_of(self, update: ConfigUpdate | None, current: Mapping[str, float]) -> float:
         """Chance that the draw picks a sub-strategy answering ``update`` (the sub-strategies
-        are pure functions of the signals, the economy and the history, so each can be asked)."""
+        are pure functions of the history and the economy, so each can be asked)."""
         weights = self.weights_ / self.weights_.sum()  # what rng.choice draws with
         chance = 0.0
         for expert, weight in enumerate(weights):
-            target = self._proposal(expert, signals, current)
-            answer = None if target is None else toward(target, current, "")
+            target = self._proposal(expert, current)
+            answer = None if target is None else toward(target, current, "", self.info_.knobs)
             if same_action(answer, update):
                 chance += float(weight)
         return chance

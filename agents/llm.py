@@ -4,17 +4,20 @@ Runs out of the box on SmolLM2-135M-Instruct in-process (``backend: local``); an
 OpenAI-compatible endpoint or Anthropic is a config switch. The answer is schema-constrained
 JSON (see :mod:`agents.llm_answer`) in one of three formats:
 
-- ``moves`` (default): the agent offers a few candidate moves of the whole economy (keep it,
-  make it ``step_pct`` % cheaper, or ``step_pct`` % richer), each with the change in value the
-  agent observed after it so far, measured against the days before it; the model picks one.
-  Judging a short table of evidence is a question a 135M model can answer, and its answer is a
-  handful of tokens. Measured over 20 seeds, it beats the control arm (``docs/agents.md``).
+- ``moves`` (default): the agent offers a few candidate moves of the economy (keep it, undo the
+  last move, or move one of the scenario's levers, see :func:`default_moves`), each with the
+  change in value the agent observed after it so far, measured against the days before it; the
+  model picks one. Judging a short table of evidence is a question a 135M model can answer, and
+  its answer is a handful of tokens.
 - ``directions``: raise/keep/lower per key, each a bounded step.
 - ``values``: new values outright (large models), bounded by the delta limit.
 
-The prompt carries what a careful live agent sees: the objective, the guardrails, the current
-economy and signals, and the recent decisions with what followed them. The model's reasoning
-goes to the audit log.
+Nothing here is specific to one scenario: the system prompt quotes the scenario's own
+description (``scenario.describe()``: what users do, each knob with its default and bounds,
+each metric, the objective), the moves are built over its levers and knobs, and answers are
+read against its knob names. The user prompt carries what a careful live agent sees: the
+guardrails, the current economy and signals, and the recent decisions with what followed them.
+The model's reasoning goes to the audit log.
 
 Model calls go through :class:`arena_rl.llm.LLMClient`: cached on disk by request hash (a rerun
 makes no calls and gives the same decisions), rate-limited, retried, and counted; the counts
@@ -33,6 +36,8 @@ from agents.common import BaseAgent, reward, toward
 from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
+from arena_rl.core.knobs import Knobs
+from arena_rl.core.scenario import Scenario
 from arena_rl.core.signals import Signals
 from arena_rl.llm import (
     LLMClient,
@@ -42,51 +47,77 @@ from arena_rl.llm import (
     default_cache_path,
     make_backend,
 )
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, ECONOMY_KEYS, round_caps
 
-SYSTEM = (
-    "You tune the XP economy of one variant in an A/B test of a gamified app. XP can bring "
-    "users back, but it costs money, users get used to it, and XP for feedback invites junk "
-    "feedback. Answer only with the requested JSON."
-)
+Moves = Mapping[str, Mapping[str, Any]]
+"""Move name -> ``{"what": description for the prompt, "scale": {knob: multiplier}}`` (knobs
+left out stay)."""
 
-
-DEFAULT_MOVES: Mapping[str, Mapping[str, Any]] = {
-    "trim": {
-        "what": "15% less of the XP users get without doing more (photo, first scan of the "
-        "day, streak bonus and its cap, feedback cap)",
-        "scale": {
-            "photoXp": 0.85,
-            "firstScanOfDayXp": 0.85,
-            "streakBonusPerDay": 0.85,
-            "streakBonusCap": 0.85,
-            "feedbackDailyCap": 0.85,
-        },
-    },
-    "reports": {
-        "what": "15% more XP for issue and status reports",
-        "scale": {"issueReportXp": 1.15, "statusReportXp": 1.15},
-    },
-    "cheaper": {
-        "what": "every XP reward 10% lower",
-        "scale": dict.fromkeys(
-            [
-                "scanXp",
-                "feedbackXp",
-                "issueReportXp",
-                "statusReportXp",
-                "photoXp",
-                "firstScanOfDayXp",
-                "streakBonusPerDay",
-            ],
-            0.9,
-        ),
-    },
-}
-"""The ``moves`` format's candidate moves besides keep and undo: name -> what it does (for the
-prompt) and each key's multiplier (keys left out stay)."""
 KEEP, UNDO = "keep", "undo"
 """Always offered: hold the economy; go back to the economy before the last move."""
+
+LEVER_DIRECTIONS: Mapping[str, tuple[str, ...]] = {
+    "cost": ("trim",),
+    "value": ("raise",),
+    "retention": (),
+    "activity": (),
+}
+"""The ways a conventionally named lever is offered as a standing move (as ``hedge`` moves
+them): cost is trimmed and value raised; retention and activity are answers to a falling
+metric (``hedge``'s reactive), which the ``moves`` question does not show, so they are not
+offered. A lever of any other name is offered both ways."""
+
+
+def system_prompt(scenario: Scenario) -> str:
+    """The fixed part of every question: the role, and the scenario as it describes itself
+    (with its knobs' defaults and bounds, added when the description lacks them). It comes
+    first and never changes, so llama.cpp reuses its evaluation from one call to the next."""
+    described = scenario.describe().strip()
+    knobs = scenario.knobs.describe()
+    if knobs not in described:
+        described += f"\n\nKnobs:\n{knobs}"
+    return (
+        "You tune the economy (the knobs below) of one variant in an A/B test. Answer only "
+        f"with the requested JSON.\n\n{described}"
+    )
+
+
+def default_moves(
+    knobs: Knobs, levers: Mapping[str, Sequence[str]], move_pct: float, step_pct: float
+) -> dict[str, dict[str, Any]]:
+    """The ``moves`` menu for a scenario (besides keep and undo).
+
+    With levers: per lever, ``<trim|raise>_<lever>``, its knobs ``move_pct`` % lower or higher,
+    in the lever's direction (:data:`LEVER_DIRECTIONS`; both ways for other names). Moves of
+    every knob at once are not offered then: they would move levers the scenario says pull
+    apart (gamification's cost and value) the same way. Without levers: ``raise_all`` and
+    ``trim_all``, every non-integer knob ``step_pct`` % higher or lower (integer knobs are caps,
+    trial days and the like, which a share moves poorly; all knobs if every one is integer).
+
+    On gamification this is trim_cost (the old trim: 15 % less of the XP users get without
+    doing more) and raise_value (the old reports: 15 % more report XP, and now the scan cap);
+    the old ``cheaper`` (every XP reward 10 % lower) is gone with the every-knob moves. The
+    names matter to a small model: SmolLM2-135M picks by them (it always took ``trim`` before,
+    and takes ``trim_cost`` now; an every-knob move named ``lower_all`` drew every answer).
+    """
+    moves: dict[str, dict[str, Any]] = {}
+    for lever, keys in levers.items():
+        for direction in LEVER_DIRECTIONS.get(lever, ("trim", "raise")):
+            trim = direction == "trim"
+            moves[f"{direction}_{lever}"] = {
+                "what": f"{move_pct:g}% {'less' if trim else 'more'} of the {lever} lever "
+                f"({', '.join(keys)})",
+                "scale": dict.fromkeys(keys, 1.0 + (-1.0 if trim else 1.0) * move_pct / 100.0),
+            }
+    if moves:
+        return moves
+    continuous = [k for k in knobs.keys if k not in knobs.integer] or list(knobs.keys)
+    kind = "non-integer knob" if len(continuous) < len(knobs) else "knob"
+    for direction, sign in (("raise", 1.0), ("trim", -1.0)):
+        moves[f"{direction}_all"] = {
+            "what": f"every {kind} {step_pct:g}% {'higher' if sign > 0 else 'lower'}",
+            "scale": dict.fromkeys(continuous, 1.0 + sign * step_pct / 100.0),
+        }
+    return moves
 
 
 @dataclass
@@ -123,10 +154,14 @@ class LLMAgent(BaseAgent):
         response_format: ``openai`` only: ``json_schema`` or ``json_object`` (llama.cpp server).
         answer: ``moves`` (pick one of a few candidate moves by their observed effects; for
             small models), ``directions`` (raise/keep/lower per key) or ``values``.
-        moves: ``moves`` format: name -> ``{"what": description, "scale": {key: multiplier}}``;
-            None: :data:`DEFAULT_MOVES`. ``keep`` and ``undo`` are always offered.
-        keys: economy keys the model may change (``directions``/``values``); None: all ten.
-        step_pct: how far one "raise" or "lower" moves a value, in percent.
+        moves: ``moves`` format: name -> ``{"what": description, "scale": {knob: multiplier}}``
+            (checked against the scenario's knobs at ``reset``); None: the scenario's levers
+            (:func:`default_moves`). ``keep`` and ``undo`` are always offered.
+        move_pct: how far a lever move of :func:`default_moves` moves its knobs, in percent.
+        keys: knobs the model may change (``directions``/``values``), checked at ``reset``;
+            None: every knob of the scenario.
+        step_pct: how far one "raise" or "lower" (and ``raise_all``/``trim_all``) moves a value,
+            in percent.
         decide_every_days: days between questions to the model (effects take days to show;
             a move's effect is the mean value of the days until the next question minus that
             of the same number of days before it).
@@ -150,7 +185,8 @@ class LLMAgent(BaseAgent):
         api_key_env: str | None = None,
         response_format: str = "json_schema",
         answer: str = "moves",
-        moves: Mapping[str, Mapping[str, Any]] | None = None,
+        moves: Moves | None = None,
+        move_pct: float = 15.0,
         keys: Sequence[str] | None = None,
         step_pct: float = 10.0,
         decide_every_days: int = 3,
@@ -171,24 +207,23 @@ class LLMAgent(BaseAgent):
     ) -> None:
         if answer not in FORMATS:
             raise ValueError(f"answer must be one of {FORMATS}, got {answer!r}")
-        unknown = sorted(set(keys or ()) - set(ECONOMY_KEYS))
-        if unknown:
-            raise ValueError(f"keys: unknown economy keys {unknown}; valid: {list(ECONOMY_KEYS)}")
         for name, move in (moves or {}).items():
             scale = move.get("scale") if isinstance(move, Mapping) else None
             if name in (KEEP, UNDO) or not isinstance(scale, Mapping) or "what" not in move:
                 raise ValueError(
                     f"moves.{name}: need a name other than keep/undo, 'what' and 'scale'"
                 )
-            bad = sorted(set(scale) - set(ECONOMY_KEYS))
-            if bad or any(not float(f) >= 0 for f in scale.values()):
-                raise ValueError(f"moves.{name}.scale: unknown keys {bad} or a negative factor")
-        if not 0 < step_pct <= 100 or decide_every_days < 1 or history < 0:
-            raise ValueError("need 0 < step_pct <= 100, decide_every_days >= 1, history >= 0")
+            if any(not float(f) >= 0 for f in scale.values()):
+                raise ValueError(f"moves.{name}.scale: a negative factor")
+        if not 0 < step_pct <= 100 or not 0 < move_pct <= 100:
+            raise ValueError("need 0 < step_pct <= 100 and 0 < move_pct <= 100")
+        if decide_every_days < 1 or history < 0:
+            raise ValueError("need decide_every_days >= 1 and history >= 0")
         self.backend, self.model, self.model_path = backend, model, model_path
         self.base_url, self.api_key_env = base_url, api_key_env
         self.response_format = response_format
-        self.answer, self.moves, self.keys, self.step_pct = answer, moves, keys, step_pct
+        self.answer, self.moves, self.move_pct = answer, moves, move_pct
+        self.keys, self.step_pct = keys, step_pct
         self.decide_every_days, self.history = decide_every_days, history
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
         self.cache, self.cache_path = cache, cache_path
@@ -215,6 +250,24 @@ class LLMAgent(BaseAgent):
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
+        knobs = info.knobs
+        valid = ", ".join(knobs.keys)
+        unknown = [k for k in self.keys or () if k not in knobs.by_name]
+        if unknown:
+            raise ValueError(f"keys: unknown knob(s) {unknown}; this scenario's knobs are {valid}")
+        self.keys_ = list(self.keys or knobs.keys)
+        if self.moves is None:
+            moves = default_moves(knobs, info.scenario.levers(), self.move_pct, self.step_pct)
+        else:
+            moves = {name: dict(move) for name, move in self.moves.items()}
+        for name, move in moves.items():
+            bad = [k for k in move["scale"] if k not in knobs.by_name]
+            if bad:
+                raise ValueError(
+                    f"moves.{name}.scale: unknown knob(s) {bad}; this scenario's knobs are {valid}"
+                )
+        self.moves_: dict[str, dict[str, Any]] = moves
+        self.system_ = system_prompt(info.scenario)
         if self.client_ is None:  # once per process: check the backend, open the cache
             self._backend.check()
             cache = ResponseCache(self.cache_path or default_cache_path()) if self.cache else None
@@ -279,17 +332,17 @@ class LLMAgent(BaseAgent):
             return None
         self.next_ask_ = day + self.decide_every_days
         assert self.client_ is not None, "reset() first"
-        keys = list(self.keys or ECONOMY_KEYS)
+        keys = self.keys_
         value = reward(signals, self.info_)
         messages = [
-            {"role": "system", "content": SYSTEM},
+            {"role": "system", "content": self.system_},
             {"role": "user", "content": self.prompt(signals, current_config, value, keys)},
         ]
         # greedy decoding needs no seed; sampling draws one from the tournament's stream
         seed = self.seed if self.temperature == 0 else int(self.rng_.integers(2**31))
         sampling = Sampling(self.temperature, self.max_tokens, seed)
         text = self.client_.complete(messages, answer_schema(self.answer, keys), sampling)
-        parsed = parse_answer(text, keys)
+        parsed = parse_answer(text, keys, self.info_.knobs.keys)
         self._count(parsed)
         if not parsed.usable:
             self.notes_.append(f"day {day}: answer not used ({parsed.error}); no change")
@@ -302,7 +355,8 @@ class LLMAgent(BaseAgent):
             return None
         moves = ", ".join(f"{k} {current_config[k]:g}->{v:g}" for k, v in changes.items())
         self.notes_.append(f"day {day}: {moves}: {parsed.reasoning}{fixed}")
-        self.pending_ = _Step(day, _summary(changes, current_config), value, "")
+        summary = _summary(changes, current_config, self.info_.knobs.keys)
+        self.pending_ = _Step(day, summary, value, "")
         return ConfigUpdate(changes, reasoning=f"[llm] {parsed.reasoning}{fixed}")
 
     def decide_move(
@@ -324,7 +378,7 @@ class LLMAgent(BaseAgent):
         self.next_ask_ = day + window
         offered = self.offered()
         messages = [
-            {"role": "system", "content": SYSTEM},
+            {"role": "system", "content": self.system_},
             {"role": "user", "content": self.move_prompt(signals, offered, value)},
         ]
         seed = self.seed if self.temperature == 0 else int(self.rng_.integers(2**31))
@@ -343,13 +397,11 @@ class LLMAgent(BaseAgent):
             assert trial is not None
             target = trial.economy_before
         else:
-            scale = self.move_table().get(parsed.move, {}).get("scale", {})
+            scale = self.moves_.get(parsed.move, {}).get("scale", {})
             target = {k: v * float(scale.get(k, 1.0)) for k, v in current_config.items()}
         self.trial_ = _Trial(parsed.move, before, dict(current_config))
-        return toward(target, current_config, f"[llm] {parsed.move}: {parsed.reasoning}{fixed}")
-
-    def move_table(self) -> Mapping[str, Mapping[str, Any]]:
-        return DEFAULT_MOVES if self.moves is None else self.moves
+        why = f"[llm] {parsed.move}: {parsed.reasoning}{fixed}"
+        return toward(target, current_config, why, self.info_.knobs)
 
     def offered(self) -> dict[str, str]:
         """The candidate moves now, name -> what it does: keep, undo (after a move that
@@ -357,47 +409,48 @@ class LLMAgent(BaseAgent):
         offered = {KEEP: "hold the economy as it is"}
         if self.trial_ is not None and self.trial_.move != KEEP:
             offered[UNDO] = f"go back to the economy before your last move ({self.trial_.move})"
-        offered.update({name: str(move["what"]) for name, move in self.move_table().items()})
+        offered.update({name: str(move["what"]) for name, move in self.moves_.items()})
         return offered
 
     def move_prompt(self, signals: Signals, offered: Mapping[str, str], value: float) -> str:
         """The ``moves`` question: the goal, each candidate move with the change in value seen
         after it so far, and today's value."""
-        objective = self.info_.objective
         lines = [
-            "Goal: the highest value per user per day = share of users active + "
-            f"{objective.scan_value:g} per scan + {objective.useful_feedback_value:g} per useful "
-            f"feedback - {objective.xp_cost:g} per XP awarded.",
-            "Moves, with the change in value seen after each (against the days before it):",
+            "Goal: the highest objective per user per day (described above).",
+            "Moves, with the objective's change seen after each (against the days before it):",
         ]
         for move, what in offered.items():
             seen = self.effects_.get(move, [])
             evidence = (
-                f"tried {len(seen)}x, value change {np.mean(seen):+.3f} on average"
+                f"tried {len(seen)}x, objective change {np.mean(seen):+.3f} on average"
                 if seen
                 else "not tried yet"
             )
             lines.append(f"- {move}: {what}; {evidence}.")
         lines += [
-            f"Day {signals.experiment_days} of {self.info_.days}; value today {value:.3f}.",
-            "Choose the move with the best value change, or one not tried yet that may be "
+            f"Day {signals.experiment_days} of {self.info_.days}; objective today {value:.3f}.",
+            "Choose the move with the best objective change, or one not tried yet that may be "
             "better. Answer with the move and a short reason.",
         ]
         return "\n".join(lines)
 
     def targets(self, parsed: Answer, current: Mapping[str, float]) -> dict[str, float]:
-        """The economy the answer asks for, every move bounded: a direction moves a key by
-        ``step_pct``; a value moves it at most the delta limit (caps rounded)."""
+        """The economy the answer asks for, every move bounded: a direction moves a knob by
+        ``step_pct``; a value moves it at most the delta limit. Values keep four significant
+        digits (readable in the prompt's history), then go into the knobs' bounds (integers
+        rounded)."""
         step, limit = self.step_pct / 100, self.info_.delta_limit_pct / 100
+        knobs = self.info_.knobs
         target = dict(current)
         for key, direction in parsed.directions.items():
             target[key] = current[key] * (1 + step if direction == "raise" else 1 - step)
-            if direction == "raise" and current[key] == 0:
-                target[key] = DEFAULT_ECONOMY[key] * step  # a zero cannot grow by a share
+            if direction == "raise" and current[key] == 0:  # a zero cannot grow by a share
+                knob = knobs.by_name[key]
+                target[key] = (knob.default or knob.search_high - knob.low) * step
         for key, value in parsed.values.items():
             low, high = current[key] * (1 - limit), current[key] * (1 + limit)
             target[key] = float(np.clip(value, low, high)) if current[key] > 0 else value
-        return round_caps({k: round(v, 2) for k, v in target.items()})
+        return knobs.clipped({k: float(f"{v:.4g}") for k, v in target.items()})
 
     def prompt(
         self,
@@ -407,7 +460,7 @@ class LLMAgent(BaseAgent):
         keys: Sequence[str],
     ) -> str:
         """The question: economy, signals, objective, guardrails, history and answer format."""
-        info, objective = self.info_, self.info_.objective
+        info, knobs = self.info_, self.info_.knobs
         if self.answer == "directions":
             ask = (
                 f"Answer: for each key raise, keep or lower (a step is {self.step_pct:g}%), then "
@@ -419,17 +472,14 @@ class LLMAgent(BaseAgent):
             )
         # what never changes comes first: llama.cpp reuses the evaluated prefix of the last call
         lines = [
-            "Goal: maximise value per enrolled user per day = share of users active + "
-            f"{objective.scan_value:g} per scan + {objective.useful_feedback_value:g} per useful "
-            f"feedback - {objective.xp_cost:g} per XP awarded ({objective.overspend_cost:g} more "
-            f"per XP above {objective.xp_budget:g} XP per user per day).",
+            "Goal: maximise value per enrolled user per day (the objective described above).",
             f"Limits: one update moves a value at most {info.delta_limit_pct:g}%; at most one "
             f"update every {info.update_interval_days:g} days. Keys you may change: "
             f"{', '.join(keys)}.",
             ask,
             f"Day {signals.experiment_days} of {info.days}.",
             "Economy now (default): "
-            + ", ".join(f"{k} {config[k]:g} ({DEFAULT_ECONOMY[k]:g})" for k in ECONOMY_KEYS),
+            + ", ".join(f"{k} {config[k]:g} ({knobs.defaults[k]:g})" for k in knobs.keys),
             f"Users: {signals.enrolled} enrolled, {signals.active_today} active today, "
             f"{signals.active_7d} in the last 7 days.",
             *(
@@ -451,18 +501,21 @@ class LLMAgent(BaseAgent):
         self.answers_[kind] += 1
 
 
-def _summary(changes: Mapping[str, float], current: Mapping[str, float]) -> str:
-    """Moves in few words ("lowered every key", "raised scanXp; lowered photoXp"): the
-    history is most of the prompt, and prompt tokens are most of a local model's time."""
+def _summary(
+    changes: Mapping[str, float], current: Mapping[str, float], every: Sequence[str]
+) -> str:
+    """Moves in few words ("lowered every key", "raised scanXp; lowered photoXp"; ``every``:
+    all the knobs): the history is most of the prompt, and prompt tokens are most of a local
+    model's time."""
     parts = []
     for verb, keys in (
         ("raised", [k for k in changes if changes[k] > current[k]]),
         ("lowered", [k for k in changes if changes[k] < current[k]]),
     ):
-        if len(keys) == len(ECONOMY_KEYS):
+        if len(keys) == len(every):
             parts.append(f"{verb} every key")
-        elif len(keys) > len(ECONOMY_KEYS) // 2:
-            rest = [k for k in ECONOMY_KEYS if k not in keys]
+        elif len(keys) > len(every) // 2:
+            rest = [k for k in every if k not in keys]
             parts.append(f"{verb} every key but {', '.join(rest)}")
         elif keys:
             parts.append(f"{verb} {', '.join(keys)}")

@@ -14,7 +14,9 @@ Three answer formats, all JSON with a schema the backend enforces where it can:
 Parsing is forgiving where the intent is unambiguous (code fences, prose around the JSON,
 truncated JSON, key case and spelling, direction synonyms, numbers as strings) and strict
 otherwise: an unknown key, a negative or non-finite value or an unknown direction is dropped and
-said why. An answer with nothing usable is "no change", with the reason recorded.
+said why. An answer with nothing usable is "no change", with the reason recorded. Key spellings
+are read against the knob names of the scenario being played (passed in), so nothing here
+knows one scenario's keys.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
-
 FORMATS = ("moves", "directions", "values")
 DIRECTIONS = ("raise", "keep", "lower")
 _SYNONYMS = {
@@ -37,10 +37,11 @@ _SYNONYMS = {
     "decrease": "lower", "down": "lower", "reduce": "lower", "less": "lower", "cut": "lower",
     "-": "lower",
 }  # fmt: skip
-_KEY_ALIASES = {re.sub(r"[^a-z]", "", k.lower()): k for k in ECONOMY_KEYS}
 REASONING_CHARS = 120
-MOVE_REASONING_CHARS = 80
-"""Shorter for a move: completion tokens are most of a local answer's time after the prompt."""
+MOVE_REASONING_CHARS = 40
+"""Shorter for a move: completion tokens are most of a local answer's time after the prompt,
+and a small model that runs on fills the cap with repeated digits ("1.1.1.1..."), a token
+each. The move itself comes first in the answer, so the cap never changes which is chosen."""
 
 
 def answer_schema(answer: str, keys: Sequence[str]) -> dict[str, Any]:
@@ -90,8 +91,21 @@ class Answer:
         return self.error is None
 
 
-def parse_answer(text: str, keys: Sequence[str]) -> Answer:
-    """Read a model's answer; never raises. ``keys`` are those the agent may change."""
+def key_aliases(known: Sequence[str]) -> dict[str, str]:
+    """Spelling-free form (lower case, letters and digits only) -> knob name: how "scan_xp"
+    or "SCANXP" is read as scanXp."""
+    return {_plain(k): k for k in known}
+
+
+def _plain(raw: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", raw.lower())
+
+
+def parse_answer(text: str, keys: Sequence[str], known: Sequence[str] | None = None) -> Answer:
+    """Read a model's answer; never raises. ``keys`` are those the agent may change; ``known``
+    every knob of the scenario (default: ``keys``), so a knob the agent may not change is
+    recognised and dropped as locked rather than unknown."""
+    aliases = key_aliases(known if known is not None else keys)
     repairs: list[str] = []
     data = _json_object(text, repairs)
     if data is None:
@@ -103,7 +117,7 @@ def parse_answer(text: str, keys: Sequence[str]) -> Answer:
                 changes = data[alias]
                 repairs.append(f"read changes from {alias!r}")
                 break
-    if changes is None and any(_economy_key(k) for k in data):
+    if changes is None and any(_plain(k) in aliases for k in data):
         changes = {k: v for k, v in data.items() if k != "reasoning"}
         repairs.append("read changes from the top level")
     reasoning = data.get("reasoning")
@@ -115,7 +129,7 @@ def parse_answer(text: str, keys: Sequence[str]) -> Answer:
     directions: dict[str, str] = {}
     values: dict[str, float] = {}
     for raw_key, raw in changes.items():
-        key = _economy_key(str(raw_key))
+        key = aliases.get(_plain(str(raw_key)))
         if key is None or key not in keys:
             repairs.append(f"dropped unknown or locked key {raw_key!r}")
             continue
@@ -138,7 +152,8 @@ def parse_answer(text: str, keys: Sequence[str]) -> Answer:
 
 def parse_move(text: str, moves: Sequence[str]) -> Answer:
     """Read a ``moves`` answer; never raises. A move named by a synonym ("decrease" for
-    "lower") or found as a bare word outside JSON is repaired; anything else is unusable."""
+    "lower"), spelt with spaces for underscores ("trim cost" for trim_cost) or found as a bare
+    word outside JSON is repaired; anything else is unusable."""
     repairs: list[str] = []
     data = _json_object(text, repairs)
     if data is None:
@@ -152,7 +167,11 @@ def parse_move(text: str, moves: Sequence[str]) -> Answer:
     said = str(raw).strip().lower()
     if said in moves:
         return Answer(move=said, reasoning=reasoning, repairs=tuple(repairs))
-    named = {_SYNONYMS.get(word, word) for word in re.findall(r"[a-z]+", said)} & set(moves)
+    joined = re.sub(r"[\s-]+", "_", said)
+    if joined in moves:
+        repairs.append(f"read {_clip(str(raw), 40)!r} as {joined}")
+        return Answer(move=joined, reasoning=reasoning, repairs=tuple(repairs))
+    named = {_SYNONYMS.get(word, word) for word in re.findall(r"[a-z_]+", said)} & set(moves)
     if len(named) == 1:
         move = named.pop()
         repairs.append(f"read {_clip(str(raw), 40)!r} as {move}")
@@ -212,10 +231,6 @@ def _closed(body: str) -> str | None:
 
 
 _DANGLING = re.compile(r'[,:]\s*$|,\s*"[^"]*"\s*$|\{\s*"[^"]*"\s*$')
-
-
-def _economy_key(raw: str) -> str | None:
-    return _KEY_ALIASES.get(re.sub(r"[^a-z]", "", raw.lower()))
 
 
 def _number(raw: Any) -> float | None:

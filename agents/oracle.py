@@ -4,8 +4,9 @@ It is the only strategy allowed to read the ground truth (the population model a
 ``VariantInfo``); it still goes through the same guardrails, one clamped step at a time. With
 ``plan: schedule`` (default) it follows the best open-loop schedule of ``n_phases`` economies,
 found under the same delta clamp; with ``plan: static`` it steers to the best static economy.
-A schedule can beat every static economy here: users judge XP against a reference point they
-adapt to, so the order in which an economy unfolds matters.
+A schedule can beat every static economy when users adapt (gamification's judge XP against a
+reference point they adapt to), so the order in which an economy unfolds matters. The search is
+the scenario-generic one (:mod:`arena_rl.core.ground_truth`), so the oracle plays any scenario.
 """
 
 from __future__ import annotations
@@ -18,24 +19,23 @@ import numpy as np
 
 from agents.common import BaseAgent, toward
 from arena_rl.agent import VariantInfo
+from arena_rl.core.ground_truth import ScheduleOptimum, best_schedule
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import Signals
-from arena_rl.scenarios.gamification.ground_truth import ScheduleOptimum, best_schedule
-from arena_rl.scenarios.gamification.specs import PopulationSpec
 
 
 @lru_cache(maxsize=16)
 def _plan(
-    spec: PopulationSpec,
+    population_blob: bytes,
     scenario_blob: bytes,
     days: int,
     n_phases: int,
     delta_limit_pct: float,
     users_per_arm: int,
 ) -> ScheduleOptimum:
-    # the scenario holds dicts (unhashable), so it is cached by its pickled bytes
+    # population and scenario may hold dicts (unhashable): cached by their pickled bytes
     return best_schedule(
-        spec,
+        pickle.loads(population_blob),
         pickle.loads(scenario_blob),
         n_phases=n_phases,
         days=days,
@@ -65,12 +65,13 @@ class Oracle(BaseAgent):
         if self.plan not in ("schedule", "static"):
             raise ValueError(f"oracle plan must be 'schedule' or 'static', got {self.plan!r}")
         phases = self.n_phases if self.plan == "schedule" else 1
-        blob = pickle.dumps(info.scenario)
-        self.plan_ = _plan(info.population, blob, info.days, phases, info.delta_limit_pct,
+        population, scenario = pickle.dumps(info.population), pickle.dumps(info.scenario)
+        self.plan_ = _plan(population, scenario, info.days, phases, info.delta_limit_pct,
                            self.users_per_arm)  # fmt: skip
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
         if not self.may_update(signals):
             return None
         target = self.plan_.economy_on(signals.experiment_days)
-        return toward(target, current_config, f"follow the ground-truth {self.plan} plan")
+        why = f"follow the ground-truth {self.plan} plan"
+        return toward(target, current_config, why, self.info_.knobs)

@@ -14,6 +14,10 @@ Per confident day, with the error normalised by the setpoint so the gains are un
     key ← key · (1 + direction · weight_key · u)   for every key in ``lever``
 
 An update that would move nothing (``|u| < min_step``, or every key already there) is skipped.
+
+Gamification only (``scenarios``): its defaults are the XP economy's metric, setpoint and
+keys. The controller itself is generic; another scenario needs its own config of ``metric``,
+``setpoint`` and ``lever``, and this class's ``scenarios`` widened, once tuned there.
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ import numpy as np
 from agents.common import BaseAgent, confident, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import METRICS, Signals
-from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
+from arena_rl.core.signals import Signals
 
 UNPRICED_XP: Mapping[str, float] = MappingProxyType(
     {
@@ -47,7 +50,7 @@ class PIDController(BaseAgent):
     """Holds ``metric`` at ``setpoint`` by scaling the ``lever`` keys.
 
     Args:
-        metric: the controlled metric (one of ``arena_rl.core.signals.METRICS``).
+        metric: the controlled metric (one of the scenario's metrics).
         setpoint: its target value, in the metric's units (XP per user per day by default).
         kp: proportional gain (fractional change per unit of normalised error).
         ki: integral gain.
@@ -60,6 +63,9 @@ class PIDController(BaseAgent):
         min_step: outputs smaller than this are no-ops and are not submitted.
         min_confidence: least confidence of the metric before the controller acts.
     """
+
+    scenarios = ("gamification",)
+    """Its defaults are XP keys and an XP budget (see the module docstring)."""
 
     def __init__(
         self,
@@ -92,10 +98,11 @@ class PIDController(BaseAgent):
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
         self.lever_ = dict(UNPRICED_XP if self.lever is None else self.lever)
-        unknown = set(self.lever_) - set(ECONOMY_KEYS)
-        if unknown or not self.lever_ or self.metric not in METRICS:
+        metrics = tuple(info.scenario.metrics)
+        unknown = set(self.lever_) - set(info.knobs.keys)
+        if unknown or not self.lever_ or self.metric not in metrics:
             raise ValueError(
-                f"PID needs a metric of {METRICS} (got {self.metric!r}) and a non-empty lever of "
+                f"PID needs a metric of {metrics} (got {self.metric!r}) and a non-empty lever of "
                 f"economy keys (unknown: {sorted(unknown)})"
             )
         self.scale_ = abs(self.setpoint) or 1.0
@@ -133,6 +140,7 @@ class PIDController(BaseAgent):
             current_config,
             f"PID: {self.metric} {measured:.3g} vs setpoint {self.setpoint:g} → scale "
             f"{', '.join(self.lever_)} by {output:+.1%}",
+            self.info_.knobs,
         )
 
     def _step(self, measured: float, previous: float | None, dt: int) -> float:

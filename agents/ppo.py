@@ -6,6 +6,10 @@ holds everything training and acting must agree on: the features (:func:`policy_
 network (:class:`ActorCritic`), how a policy action becomes the environment's Box action
 (:func:`env_action`) and the checkpoint format. The agent then converts that Box action into a
 ConfigUpdate exactly as the environment does (:func:`arena_rl.envs.parallel.action_to_update`).
+
+Gamification only (``PPOAgent.scenarios``): the shipped policy was trained on gamification
+signals and economies, and its features and actions are that scenario's metrics and knobs.
+Another scenario needs its own features and a policy trained on them.
 """
 
 from __future__ import annotations
@@ -172,6 +176,9 @@ class PPOAgent(BaseAgent):
     included). ``torch_rng_`` draws exactly as before: the probability is computed, not sampled.
     """
 
+    scenarios = ("gamification",)
+    """The policy's features and actions are gamification's (see the module docstring)."""
+
     def __init__(
         self,
         checkpoint: str | None = None,
@@ -212,7 +219,9 @@ class PPOAgent(BaseAgent):
                 mean = torch.normal(mean, std, generator=self.torch_rng_)
         keys, step = self.meta_["keys"], self.meta_["step_pct"]
         action = env_action(mean[0].cpu().numpy(), keys, step, self.info_.delta_limit_pct)
-        update = action_to_update(action, current_config, self.info_.delta_limit_pct)
+        update = action_to_update(
+            action, current_config, self.info_.delta_limit_pct, self.info_.knobs
+        )
         if not self.deterministic:
             self.probability_ = self._chance_of(
                 update,

@@ -15,6 +15,9 @@ only buys activity at any price. These rules read what the objective prices inst
 
 Every rule reads only metrics with at least ``min_confidence``, and after each accepted change
 the agent holds ``cooldown_days`` so the next decision sees the effect of the last one.
+
+Gamification only (``scenarios``): the cost rule prices XP with the gamification objective's
+XP cost, and its default keys are XP keys.
 """
 
 from __future__ import annotations
@@ -23,10 +26,31 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from agents.common import BaseAgent, confident, cost_share, nudged, toward
+from agents.common import BaseAgent, confident, nudged, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
 from arena_rl.core.signals import Signals
+from arena_rl.scenarios.gamification.specs import GamificationScenario
+
+
+def cost_share(
+    signals: Signals, scenario: GamificationScenario, minimum: str = "medium"
+) -> float | None:
+    """Today's XP cost as a share of the gross value it is estimated to bring.
+
+    Gross value = the objective estimate plus the XP cost; None until the estimate's metrics
+    (XP_VELOCITY among them) have ``minimum`` confidence, or when nothing is produced.
+    """
+    if not confident(signals, scenario.objective_metrics, minimum):
+        return None
+    net = scenario.estimate_objective(signals)
+    if net is None:
+        return None
+    objective = scenario.objective
+    xp = signals.metrics["XP_VELOCITY"].value
+    cost = objective.xp_cost * xp + objective.overspend_cost * max(xp - objective.xp_budget, 0.0)
+    gross = net + cost
+    return cost / gross if gross > 0.0 and np.isfinite(gross) else None
 
 
 class RuleBased(BaseAgent):
@@ -47,6 +71,9 @@ class RuleBased(BaseAgent):
         min_confidence: least confidence of every metric a rule reads.
         min_cap: smallest value a trimmed cap is given.
     """
+
+    scenarios = ("gamification",)
+    """It prices XP with the gamification objective (see the module docstring)."""
 
     def __init__(
         self,
@@ -111,7 +138,9 @@ class RuleBased(BaseAgent):
         """Record today's confident readings (a low-confidence day adds nothing)."""
         if confident(signals, ["RETENTION_RATE"], self.min_confidence):
             self.retention_.append(signals.metrics["RETENTION_RATE"].value)
-        share = cost_share(signals, self.info_.objective, self.min_confidence)
+        scenario = self.info_.scenario
+        assert isinstance(scenario, GamificationScenario)  # check_scenario refused the rest
+        share = cost_share(signals, scenario, self.min_confidence)
         if share is not None:
             self.cost_shares_.append(share)
 
@@ -125,12 +154,14 @@ class RuleBased(BaseAgent):
         if drop <= self.retention_drop:
             return None
         self.guarding_ = True
-        target = nudged(current, self.retention_levers, 1.0 + self.raise_pct / 100.0)
+        knobs = self.info_.knobs
+        target = nudged(current, self.retention_levers, 1.0 + self.raise_pct / 100.0, knobs)
         return toward(
             target,
             current,
             f"retention {recent[-1]:.3f} fell {drop:.3f} below its {self.window_days}-day best: "
             f"raise {', '.join(self.retention_levers)} by {self.raise_pct:g} %",
+            knobs,
         )
 
     def _cost_rule(self, current: Mapping[str, float]) -> ConfigUpdate | None:
@@ -143,10 +174,12 @@ class RuleBased(BaseAgent):
             self.trimming_ = False
         if not self.trimming_:
             return None
-        target = nudged(current, self.trim_keys, 1.0 - self.trim_pct / 100.0, self.min_cap)
+        knobs = self.info_.knobs
+        target = nudged(current, self.trim_keys, 1.0 - self.trim_pct / 100.0, knobs, self.min_cap)
         return toward(
             target,
             current,
             f"XP costs {share:.0%} of the value it brings ({self.window_days}-day mean): "
             f"trim {', '.join(self.trim_keys)} by {self.trim_pct:g} %",
+            knobs,
         )

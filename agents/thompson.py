@@ -66,7 +66,9 @@ class ThompsonSampling(ArmBandit):
     and while a pull goes on.
 
     Args:
-        arms: arm name -> multipliers of the base economy (tried once each, in this order).
+        arms: arm name -> multipliers of the base economy (tried once each, in this order),
+            a name of one of the scenario's arm sets, or None: its default set
+            (:func:`agents.arms.resolve_arms`).
         prior_sd: prior spread of arm means around the average arm, in pull-noise units.
         noise_sd: spread of one pull around its arm's mean, in pull-noise units (above 1 when
             the population drifts between pulls more than it scatters within one).
@@ -76,7 +78,7 @@ class ThompsonSampling(ArmBandit):
 
     def __init__(
         self,
-        arms: Arms,
+        arms: Arms | str | None = None,
         prior_sd: float = 3.0,
         noise_sd: float = 1.0,
         hold_days: int = 2,

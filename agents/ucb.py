@@ -19,14 +19,20 @@ class UCB1(ArmBandit):
     """UCB1 over arms of the economy.
 
     Args:
-        arms: arm name -> multipliers of the base economy (tried once each, in this order).
+        arms: arm name -> multipliers of the base economy (tried once each, in this order),
+            a name of one of the scenario's arm sets, or None: its default set
+            (:func:`agents.arms.resolve_arms`).
         c: exploration weight; 0 is greedy, 2 explores a lot.
         hold_days: days of reward averaged per pull, after the transition.
         transition_days: days at a new target that are not scored.
     """
 
     def __init__(
-        self, arms: Arms, c: float = 1.0, hold_days: int = 2, transition_days: int = 0
+        self,
+        arms: Arms | str | None = None,
+        c: float = 1.0,
+        hold_days: int = 2,
+        transition_days: int = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.c = c

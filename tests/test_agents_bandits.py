@@ -14,19 +14,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents.arms import ArmBandit, arm_economies
+from agents.arms import ArmBandit, arm_economies, bound_arms, resolve_arms
 from agents.etc import ExploreThenCommit
-from agents.linucb import LinUCB, context
+from agents.linucb import LinUCB
 from agents.random_agent import RandomAgent
 from agents.thompson import ThompsonSampling
 from agents.ucb import UCB1
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import Confidence, MetricValue
 from arena_rl.experiment import run_experiment
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
-from arena_rl.scenarios.gamification.specs import load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, KNOBS, validate_overrides
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.gamification.specs import ARM_SETS
 
 BASE = dict(DEFAULT_ECONOMY)
 ARMS = {
@@ -82,12 +84,48 @@ def by_arm(values: Mapping[int, float]) -> Callable[[int, int], float]:
 
 
 def test_arm_economies_scale_the_base_and_round_caps() -> None:
-    economies = arm_economies(BASE, {"x": {"scanXp": 1.5, "feedbackDailyCap": 0.33}})
+    economies = arm_economies(BASE, {"x": {"scanXp": 1.5, "feedbackDailyCap": 0.33}}, KNOBS)
     assert economies["x"]["scanXp"] == 15.0
     assert economies["x"]["feedbackDailyCap"] == 3.0
     assert economies["x"]["photoXp"] == BASE["photoXp"]
+    assert arm_economies(BASE, {"x": {"scanDailyCap": 0.0}}, KNOBS)["x"]["scanDailyCap"] == 0.0
     with pytest.raises(ValueError):
-        arm_economies(BASE, {})
+        arm_economies(BASE, {}, KNOBS)
+
+
+def test_arms_default_to_the_scenarios_default_set() -> None:
+    """``arms: null`` on gamification is the four arms the configs used to list, in order."""
+    scenario = load_scenario()
+    agent = UCB1()
+    agent.reset(info(), np.random.default_rng(0))
+    assert agent.arm_names_ == ["retention", "balanced", "frugal", "lean"]
+    assert agent.targets_ == list(arm_economies(BASE, ARM_SETS["default"], KNOBS).values())
+    assert resolve_arms("default", scenario, BASE) == resolve_arms(None, scenario, BASE)
+
+
+def test_arms_by_name_and_from_the_bounds() -> None:
+    derived = resolve_arms("bounds", load_scenario(), BASE)
+    assert derived == bound_arms(BASE, KNOBS)
+    assert list(derived) == ["base", "lower", "higher", "mixed_a", "mixed_b"]
+    assert derived["base"] == BASE
+    for key, knob in KNOBS.by_name.items():  # a third of the way toward each bound
+        third = (knob.search_high - BASE[key]) / 3
+        assert derived["lower"][key] == pytest.approx(BASE[key] * 2 / 3, abs=0.5)
+        assert derived["higher"][key] == pytest.approx(BASE[key] + third, abs=0.5)
+    first, second = KNOBS.keys[:2]  # mixed arms move neighbours apart
+    assert derived["mixed_a"][first] < BASE[first] and derived["mixed_a"][second] > BASE[second]
+    assert derived["mixed_b"][first] > BASE[first] and derived["mixed_b"][second] < BASE[second]
+    for economy in derived.values():
+        KNOBS.validate(economy)
+
+
+def test_unknown_arm_sets_and_knobs_are_refused_naming_them() -> None:
+    with pytest.raises(ValueError, match=r"no arm set 'bold'; available: default, bounds"):
+        UCB1("bold").reset(info(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"unknown knob 'gold'.*scanXp"):
+        UCB1({"a": {"gold": 2.0}}).reset(info(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        UCB1({"a": {"scanXp": -1.0}}).reset(info(), np.random.default_rng(0))
 
 
 def test_a_pull_is_scored_after_the_transition_and_averages_its_hold() -> None:
@@ -215,19 +253,24 @@ def test_etc_commits_to_the_best_mean_after_its_budget() -> None:
 
 
 def test_linucb_context_is_scaled_and_unknown_reads_as_half() -> None:
-    x = context(signals(14, 0.5), days=28)
-    assert x.shape == (6,)
+    agent = LinUCB(ARMS)
+    agent.reset(info(), np.random.default_rng(0))
+    unknown = agent.context(signals(0, 0.0, confidence="low", enrolled=0))
+    assert unknown.shape == (7,)  # bias, active, retention, 3 objective metrics, day
+    assert unknown[1:6].tolist() == [0.5] * 5
+    x = agent.context(signals(14, -0.5))  # XP_VELOCITY 50: its first level
     assert np.all((x >= 0) & (x <= 1))
     assert x[0] == 1.0
     assert x[-1] == pytest.approx(0.5)
-    unknown = context(signals(0, 0.0, confidence="low", enrolled=0), days=28)
-    assert unknown[1:5].tolist() == [0.5] * 4
+    assert x[4] == pytest.approx(0.5)  # XP_VELOCITY at its level reads 0.5
+    assert agent.levels_ == {"XP_VELOCITY": pytest.approx(50.0)}  # zero readings set none
+    assert agent.context(signals(15, -1.0))[4] == pytest.approx(1.0)  # doubled
 
 
 def test_linucb_prefers_the_arm_that_paid_in_this_context() -> None:
     agent = LinUCB(ARMS, alpha=1.0)
     drive(agent, lambda arm, day: {0: 1.0, 1: 3.0, 2: 2.0}.get(arm, 0.0) + 0.1 * (-1) ** day)
-    predicted, _ = agent.scores(context(signals(20, 2.0), days=28))
+    predicted, _ = agent.scores(agent.context(signals(20, 2.0)))
     assert int(np.argmax(predicted)) == 1
     arms = [p.arm for p in agent.pulls_]
     assert arms[:2] == [0, 1]  # untried arms carry the widest bonus
@@ -237,7 +280,7 @@ def test_linucb_prefers_the_arm_that_paid_in_this_context() -> None:
 def test_linucb_bonus_shrinks_with_pulls() -> None:
     agent = LinUCB(ARMS, alpha=1.0)
     drive(agent, by_arm({0: 1.0, 1: 1.0, 2: 1.0}), days=4)
-    _, bonus = agent.scores(context(signals(4, 1.0), days=28))
+    _, bonus = agent.scores(agent.context(signals(4, 1.0)))
     assert agent.counts_[0] == 1
     assert bonus[0] < bonus[1]
 

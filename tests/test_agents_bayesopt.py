@@ -11,14 +11,22 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pytest
 
-from agents.bayesopt import GPBayesOpt, expected_improvement, latin_hypercube
+from agents.bayesopt import (
+    GPBayesOpt,
+    bounds_box,
+    expected_improvement,
+    latin_hypercube,
+    search_box,
+)
 from agents.common import reward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
-from arena_rl.scenarios.gamification.specs import load_scenario
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, KNOBS, validate_overrides
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.gamification.specs import SEARCH_BOX
 
 BOX = {"scanXp": [0.5, 2.0], "firstScanOfDayXp": [0.1, 1.5]}
 
@@ -180,3 +188,32 @@ def test_learns_nothing_from_low_confidence_signals() -> None:
 def test_rejects_a_malformed_box() -> None:
     with pytest.raises(ValueError, match="box"):
         started(box={"scanXp": [2.0, 1.0]})
+    with pytest.raises(ValueError, match=r"unknown knob 'gold'.*scanXp"):
+        started(box={"gold": [0.5, 2.0]})
+
+
+def test_the_default_box_is_the_scenarios() -> None:
+    agent = GPBayesOpt()
+    agent.reset(variant_info(), np.random.default_rng(0))
+    assert agent.keys_ == tuple(SEARCH_BOX)
+    assert not agent.linear_.any()  # every low above 0: log axes
+    for point in (np.zeros(len(SEARCH_BOX)), np.ones(len(SEARCH_BOX))):
+        economy = agent.economy_of(point)
+        for key, (low, high) in SEARCH_BOX.items():
+            wanted = (low if point[0] == 0 else high) * DEFAULT_ECONOMY[key]
+            assert economy[key] == pytest.approx(round(wanted) if key in KNOBS.integer else wanted)
+
+
+def test_a_box_from_the_bounds_searches_a_zero_low_linearly() -> None:
+    """Without a scenario box, every knob spans its bounds (an open top: ten times the
+    default); a low of 0 cannot be reached on a log axis, so it is searched linearly."""
+    box = bounds_box(DEFAULT_ECONOMY, KNOBS)
+    assert box == {k: (0.0, 10.0) for k in KNOBS.keys}
+    agent = started(box={"scanXp": [0.0, 2.0], "photoXp": [0.5, 2.0]})
+    assert agent.linear_.tolist() == [True, False]
+    assert agent.economy_of(np.array([0.0, 0.0])) == {"scanXp": 0.0, "photoXp": 5.0}
+    middle = agent.economy_of(np.array([0.5, 0.5]))
+    assert middle["scanXp"] == pytest.approx(10.0)  # linear: halfway from 0 to 2x
+    assert middle["photoXp"] == pytest.approx(10.0)  # log: the geometric middle of 0.5x-2x
+    assert agent.unit_of({"scanXp": 15.0, "photoXp": 20.0}) == pytest.approx([0.75, 1.0])
+    assert search_box(None, load_scenario(), DEFAULT_ECONOMY) == dict(SEARCH_BOX)

@@ -15,12 +15,13 @@ import arena_rl
 from arena_rl.agent import Agent, FunctionAgent, VariantInfo
 from arena_rl.config import agent_configs, build_agent
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.envs.policy import AgentPolicy
 from arena_rl.experiment import run_experiment
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
-from arena_rl.scenarios.gamification.specs import CONF_DIR
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.specs import CONF_DIR
 
 AGENT_NAMES = sorted(p.stem for p in (CONF_DIR / "agents").glob("*.yaml"))
 SMALL = {"n_users": 1500, "days": 12}

@@ -26,9 +26,9 @@ from agents.ppo import (
 )
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import GuardrailResult
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
-from arena_rl.envs.parallel import decode_observation
+from arena_rl.envs.parallel import ObservationLayout
 from arena_rl.experiment import run_experiment
 from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
@@ -36,6 +36,7 @@ from arena_rl.scenarios.gamification.economy import (
     INTEGER_KEYS,
     validate_overrides,
 )
+from arena_rl.scenarios.gamification.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_users": 1500, "days": 10}
@@ -132,9 +133,10 @@ def test_training_and_agent_features_are_identical() -> None:
     run_experiment passes them) give bit-identical features, over a run with moving configs."""
     env = arena_rl.gym_env(**SMALL)
     obs, _ = env.reset(seed=11)
+    layout = ObservationLayout.of(env.arena.scenario)
     rng = np.random.default_rng(0)
     for _ in range(SMALL["days"]):
-        signals, config, _ = decode_observation(obs)
+        signals, config, _ = layout.decode(obs)
         trained = policy_features(signals, config, env.arena.days)
         rails = env.arena.guardrails
         assert rails is not None

@@ -30,11 +30,12 @@ from agents.thompson import ThompsonSampling, win_probabilities
 from arena_rl.agent import Agent, FunctionAgent, VariantInfo, action_probability
 from arena_rl.config import agent_configs, build_agent
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.experiment import ExperimentResult, run_experiment
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, INTEGER_KEYS
-from arena_rl.scenarios.gamification.specs import CONF_DIR
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.specs import CONF_DIR
 
 AGENT_NAMES = sorted(p.stem for p in (CONF_DIR / "agents").glob("*.yaml") if p.stem != "llm")
 STOCHASTIC = {"random", "thompson", "hedge"}

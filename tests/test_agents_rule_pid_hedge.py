@@ -11,17 +11,18 @@ import pytest
 from scipy import stats
 
 import agents.hedge as hedge_module
-from agents.common import cost_share, nudged
-from agents.hedge import HedgeEnsemble, affordable
+from agents.common import nudged
+from agents.hedge import HedgeEnsemble, View, affordable, default_experts
 from agents.pid import PIDController
 from agents.random_agent import RandomAgent
-from agents.rule import RuleBased
+from agents.rule import RuleBased, cost_share
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import GuardrailResult
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.experiment import run_experiment
-from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, validate_overrides
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, KNOBS, validate_overrides
+from arena_rl.scenarios.gamification.metrics import METRICS
 
 BASE = dict(DEFAULT_ECONOMY)
 
@@ -71,20 +72,21 @@ def drive(agent, days: range, config: dict[str, float], **values: float) -> list
 
 def test_nudged_moves_caps_by_a_whole_unit_and_keeps_the_floor() -> None:
     config = {**BASE, "feedbackDailyCap": 2.0, "streakBonusCap": 1.0}
-    down = nudged(config, ["feedbackDailyCap", "streakBonusCap", "photoXp"], 0.88)
+    down = nudged(config, ["feedbackDailyCap", "streakBonusCap", "photoXp"], 0.88, KNOBS)
     assert down["feedbackDailyCap"] == 1.0  # 2 × 0.88 rounds back to 2: a whole unit instead
     assert down["streakBonusCap"] == 1.0  # never below min_cap
     assert down["photoXp"] == pytest.approx(8.8)
-    assert nudged(config, ["feedbackDailyCap"], 1.1)["feedbackDailyCap"] == 3.0
+    assert nudged(config, ["feedbackDailyCap"], 1.1, KNOBS)["feedbackDailyCap"] == 3.0
     validate_overrides(down)
 
 
 def test_cost_share_is_the_xp_cost_over_the_gross_value() -> None:
-    objective = info().objective
-    share = cost_share(signals(3, XP_VELOCITY=50.0), objective)
+    scenario = info().scenario
+    share = cost_share(signals(3, XP_VELOCITY=50.0), scenario)  # type: ignore[arg-type]
     assert share is not None and 0.2 < share < 0.6
-    assert cost_share(signals(3, XP_VELOCITY=20.0), objective) < share  # type: ignore[operator]
-    assert cost_share(signals(3, confidence="low"), objective) is None
+    cheaper = cost_share(signals(3, XP_VELOCITY=20.0), scenario)  # type: ignore[arg-type]
+    assert cheaper is not None and cheaper < share
+    assert cost_share(signals(3, confidence="low"), scenario) is None  # type: ignore[arg-type]
 
 
 def test_rule_trims_only_on_confident_metrics() -> None:
@@ -105,13 +107,13 @@ def test_rule_cost_hysteresis() -> None:
     agent = RuleBased(cooldown_days=0, cost_share_enter=0.4, cost_share_exit=0.2, window_days=1)
     ready(agent)
     config = dict(BASE)
-    objective = info().objective
+    scenario = info().scenario
 
     def xp_for(share: float) -> float:  # XP velocity that gives this cost share
         lo, hi = 0.0, 80.0
         for _ in range(60):
             mid = (lo + hi) / 2
-            value = cost_share(signals(1, XP_VELOCITY=mid), objective)
+            value = cost_share(signals(1, XP_VELOCITY=mid), scenario)  # type: ignore[arg-type]
             lo, hi = (mid, hi) if value is not None and value < share else (lo, mid)
         return lo
 
@@ -236,31 +238,47 @@ def test_hedge_rewards_the_sub_strategy_whose_choices_raise_the_reward() -> None
 
 
 def test_hedge_rejects_unknown_sub_strategies() -> None:
-    with pytest.raises(ValueError, match="unknown sub-strategies"):
+    with pytest.raises(ValueError, match=r"unknown sub-strategies.*raise:cost"):
         ready(HedgeEnsemble(experts={"lean": 10.0, "yolo": 50.0}))
 
 
-def test_value_and_reactive_raise_only_while_xp_is_affordable() -> None:
-    objective = info().objective
-    dear, cheap = signals(5, XP_VELOCITY=80.0), signals(5, XP_VELOCITY=10.0)
-    assert not affordable(dear, objective) and affordable(cheap, objective)
+def test_hedge_defaults_on_gamification_are_lean_value_reactive() -> None:
+    agent = HedgeEnsemble()
+    ready(agent)
+    assert agent.names_ == ["lean", "value", "reactive"]
+    assert agent.steps_.tolist() == [0.25, 0.25, 0.1]
+    assert default_experts(info().scenario) == {"lean": 25.0, "value": 25.0, "reactive": 10.0}
+
+
+def view(rewards: list[float], **values: float) -> View:
+    """Confident days worth ``rewards`` (the history's signals all alike but the last day's
+    ``values``)."""
+    history = [signals(d) for d in range(len(rewards) - 1)] + [signals(len(rewards), **values)]
+    return View(info().scenario, history, rewards)
+
+
+def test_value_and_reactive_raise_only_while_the_objective_is_not_falling() -> None:
+    falling, flat, short = view([1.0] * 3 + [0.9] * 3), view([1.0] * 3 + [0.99] * 3), view([1.0])
+    assert not affordable(falling) and affordable(flat) and not affordable(short)
     experts = hedge_module.EXPERTS
-    assert experts["value"](dear, BASE, [dear], 0.2, objective) is None
-    raised = experts["value"](cheap, BASE, [cheap], 0.2, objective)
+    assert experts["value"](falling, BASE, 0.2) is None
+    raised = experts["value"](flat, BASE, 0.2)
     assert raised is not None and raised["issueReportXp"] == pytest.approx(30.0)
-    falling = [signals(d, XP_VELOCITY=10.0, RETENTION_RATE=0.8) for d in range(4)]
-    falling.append(signals(4, XP_VELOCITY=10.0, RETENTION_RATE=0.7))
-    target = experts["reactive"](falling[-1], BASE, falling, 0.1, objective)
+    assert raised["scanDailyCap"] == 24.0  # the value lever, caps whole
+    dropped = view([1.0] * 6, RETENTION_RATE=0.7)  # retention fell; the objective did not
+    target = experts["reactive"](dropped, BASE, 0.1)
     assert target is not None and target["firstScanOfDayXp"] > BASE["firstScanOfDayXp"]
+    scans = view([1.0] * 6, SCAN_FREQUENCY=3.0)  # scans per active user fell: the activity lever
+    target = experts["reactive"](scans, BASE, 0.1)
+    assert target is not None and target["scanXp"] == pytest.approx(11.0)
+    assert experts["reactive"](view([1.0] * 6), BASE, 0.1) is None  # nothing falling
 
 
 def test_hedge_learns_to_drop_a_sub_strategy_that_inflates_xp(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def inflate(
-        signals: Signals, current: Mapping[str, float], *_: object
-    ) -> dict[str, float] | None:
-        return nudged(current, ("scanXp", "feedbackXp", "firstScanOfDayXp"), 1.25)
+    def inflate(view: View, current: Mapping[str, float], step: float) -> dict[str, float] | None:
+        return nudged(current, ("scanXp", "feedbackXp", "firstScanOfDayXp"), 1.25, KNOBS)
 
     monkeypatch.setattr(
         hedge_module, "EXPERTS", MappingProxyType({**hedge_module.EXPERTS, "inflate": inflate})

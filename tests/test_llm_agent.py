@@ -15,10 +15,10 @@ import httpx
 import numpy as np
 import pytest
 
-from agents.llm import DEFAULT_MOVES, LLMAgent
+from agents.llm import LLMAgent
 from agents.llm_answer import answer_schema, parse_answer
 from arena_rl.agent import VariantInfo
-from arena_rl.core.signals import METRICS, Signals
+from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.experiment import ExperimentResult, run_experiment
 from arena_rl.llm import LLMClient, ResponseCache, Sampling, make_backend, smollm2_path
@@ -27,6 +27,7 @@ from arena_rl.scenarios.gamification.economy import (
     ECONOMY_KEYS,
     validate_overrides,
 )
+from arena_rl.scenarios.gamification.metrics import METRICS
 
 pytestmark = pytest.mark.llm
 
@@ -76,7 +77,7 @@ def test_local_model_picks_offered_moves_and_each_becomes_that_move(tmp_path: Pa
             assert update is None
         elif update is not None:
             validate_overrides(update.overrides, where="llm")
-            scale = DEFAULT_MOVES[move]["scale"] if move in DEFAULT_MOVES else {}
+            scale = agent.moves_[move]["scale"] if move in agent.moves_ else {}
             for key, value in update.overrides.items():
                 if move != "undo":  # the move's multiplier, caps rounded
                     assert value == pytest.approx(config[key] * scale[key], abs=0.51), (move, key)

@@ -10,11 +10,18 @@ import pytest
 from agents.llm import LLMAgent, _summary
 from agents.llm_answer import answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
+from arena_rl.core.signals import Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.llm import Usage
+from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import (
     DEFAULT_ECONOMY,
     ECONOMY_KEYS,
+    KNOBS,
     validate_overrides,
 )
+from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.gamification.specs import LEVERS
 
 KEYS = list(ECONOMY_KEYS)
 
@@ -148,13 +155,17 @@ def test_a_raise_from_zero_starts_from_a_step_of_the_default() -> None:
     assert target["photoXp"] == pytest.approx(1.0)
 
 
-def test_bad_hyperparameters_fail_when_built() -> None:
+def test_bad_hyperparameters_fail_when_built_or_reset() -> None:
     with pytest.raises(ValueError, match="answer"):
         LLMAgent(answer="poem")
-    with pytest.raises(ValueError, match="bonusXp"):
-        LLMAgent(keys=["bonusXp"])
     with pytest.raises(ValueError, match="step_pct"):
         LLMAgent(step_pct=0)
+    # knobs are the scenario's: checked when the agent learns which scenario it plays
+    with pytest.raises(ValueError, match=r"unknown knob\(s\) \['bonusXp'\].*scanXp"):
+        LLMAgent(keys=["bonusXp"]).reset(VariantInfo.of("v"), np.random.default_rng(0))
+    moves = {"boost": {"what": "more gold", "scale": {"goldXp": 1.2}}}
+    with pytest.raises(ValueError, match=r"moves.boost.scale: unknown knob\(s\) \['goldXp'\]"):
+        LLMAgent(moves=moves).reset(VariantInfo.of("v"), np.random.default_rng(0))
 
 
 def test_agent_pickles_after_reset_without_its_connections(tmp_path) -> None:
@@ -169,13 +180,13 @@ def test_agent_pickles_after_reset_without_its_connections(tmp_path) -> None:
 def test_history_summarises_moves_in_few_words() -> None:
     base = dict(DEFAULT_ECONOMY)
     down = {k: v * 0.9 for k, v in base.items()}
-    assert _summary(down, base) == "lowered every key"
+    assert _summary(down, base, KEYS) == "lowered every key"
     mixed = {**{k: v * 0.9 for k, v in base.items() if k != "scanXp"}, "scanXp": 11.0}
-    assert _summary(mixed, base) == "raised scanXp; lowered every key but scanXp"
-    assert _summary({"photoXp": 5.0}, base) == "lowered photoXp"
+    assert _summary(mixed, base, KEYS) == "raised scanXp; lowered every key but scanXp"
+    assert _summary({"photoXp": 5.0}, base, KEYS) == "lowered photoXp"
 
 
-MOVES = ["keep", "undo", "trim", "reports", "cheaper"]
+MOVES = ["keep", "undo", "trim", "reports", "cheaper", "trim_cost", "raise_value"]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +199,8 @@ MOVES = ["keep", "undo", "trim", "reports", "cheaper"]
         ('{"choice": "undo it", "reasoning": "worse"}', "undo", True),
         ('{"move": "hold", "reasoning": "r"}', "keep", True),  # a synonym
         ("cheaper", "cheaper", True),  # no JSON at all, one known word
+        ('{"move": "trim cost", "reasoning": "r"}', "trim_cost", True),  # spaces for underscores
+        ('{"move": "I pick raise_value", "reasoning": "r"}', "raise_value", True),
     ],
 )
 def test_move_answers_are_read_or_repaired(text: str, move: str, repaired: bool) -> None:
@@ -201,6 +214,7 @@ def test_move_answers_are_read_or_repaired(text: str, move: str, repaired: bool)
     [
         ('{"move": "raise everything"}', "no single known move"),
         ('{"move": "trim or cheaper"}', "no single known move"),
+        ('{"move": "raise cost"}', "no single known move"),
         ('{"reasoning": "no move"}', "has no 'move'"),
         ("", "no single known move"),
     ],
@@ -215,3 +229,64 @@ def test_move_schema_offers_exactly_the_moves() -> None:
     schema = answer_schema("moves", MOVES)
     assert schema["properties"]["move"]["enum"] == MOVES
     assert schema["required"] == ["move", "reasoning"]
+
+
+class ScriptedClient:
+    """Stands in for the model: answers each question with the next scripted text and keeps
+    the messages it was asked (an :class:`arena_rl.llm.LLMClient` without a model)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers, self.asked = list(answers), []
+        self.usage = Usage()
+
+    def complete(self, messages: list[dict[str, str]], schema: object, sampling: object) -> str:
+        self.asked.append(messages)
+        return self.answers.pop(0)
+
+
+def scripted(*answers: str, **kwargs: object) -> tuple[LLMAgent, ScriptedClient]:
+    agent, client = LLMAgent(**kwargs), ScriptedClient(*answers)  # type: ignore[arg-type]
+    agent.client_ = client  # type: ignore[assignment]
+    agent.reset(VariantInfo.of("v"), np.random.default_rng(0))
+    return agent, client
+
+
+def test_default_moves_are_the_scenarios_levers_in_their_directions() -> None:
+    """On gamification: trim became trim_cost (the same keys, -15 %), reports raise_value (the
+    value lever: report XP and the scan cap, +15 %); retention and activity answer falling
+    metrics and are not offered, nor is a move of every knob (it would cut the value lever)."""
+    agent, _ = scripted()
+    assert list(agent.moves_) == ["trim_cost", "raise_value"]
+    assert agent.moves_["trim_cost"]["scale"] == dict.fromkeys(LEVERS["cost"], 0.85)
+    assert agent.moves_["raise_value"]["scale"] == dict.fromkeys(LEVERS["value"], 1.15)
+    assert "streakBonusCap" in agent.moves_["trim_cost"]["what"]
+    assert list(agent.offered()) == ["keep", *agent.moves_]
+
+
+def test_a_chosen_move_scales_its_knobs_and_the_prompt_quotes_the_scenario() -> None:
+    agent, client = scripted('{"move": "trim_cost", "reasoning": "XP for showing up"}')
+    config = dict(DEFAULT_ECONOMY)
+    update = agent.decide(confident_signals(0), config)
+    assert update is not None and update.reasoning.startswith("[llm] trim_cost")
+    assert update.overrides == KNOBS.rounded({k: config[k] * 0.85 for k in LEVERS["cost"]})
+    system, user = client.asked[0][0]["content"], client.asked[0][1]["content"]
+    assert load_scenario().describe() in system  # what users do, every knob, the objective
+    assert "- scanXp: default 10 XP" in system
+    assert "- trim_cost: 15% less of the cost lever" in user
+    assert "undo" in agent.offered()
+
+
+def test_directions_prompt_lists_every_knob_with_its_default() -> None:
+    agent, client = scripted(
+        '{"changes": {"scan_xp": "raise"}, "reasoning": "r"}', answer="directions"
+    )
+    update = agent.decide(confident_signals(0), dict(DEFAULT_ECONOMY))
+    assert update is not None and update.overrides == {"scanXp": 11.0}
+    user = client.asked[0][1]["content"]
+    assert "Economy now (default): scanXp 10 (10), feedbackXp 15 (15)" in user
+    assert f"Keys you may change: {', '.join(KEYS)}." in user
+
+
+def confident_signals(day: int) -> Signals:
+    metrics = {m: MetricValue(1.0, 0.1, 1000, "high") for m in METRICS}
+    return Signals(1000, 500, 600, 3000, day, metrics)  # type: ignore[arg-type]
