@@ -161,16 +161,16 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_open(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exp = served.runtime.experiment
-    real = exp.decisions
+    real = exp.decisions_json
     calls = [0]
 
-    def flaky(*args: Any) -> dict[str, Any]:
+    def flaky(*args: Any) -> bytes:
         calls[0] += 1
         if calls[0] == 1:
             raise RuntimeError("boom")
         return real(*args)
 
-    monkeypatch.setattr(exp, "decisions", flaky)
+    monkeypatch.setattr(exp, "decisions_json", flaky)
     request = get_request("/api/arena/decisions", served.token("Alpha"))
     first, second = raw_exchange(served.url, [request, request])
     head, _, body = first.partition(b"\r\n\r\n")

@@ -15,12 +15,11 @@ refer to aliases local to :func:`create_app`.
 """
 
 import json
-import math
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,6 +30,7 @@ from arena_rl.server.runtime import ArenaRuntime
 from arena_rl.server.state import NotRunningError
 from arena_rl.server.tokens import StaleTokenError, TokenClaims, TokenError
 from arena_rl.server.webhooks import WebhookError
+from arena_rl.server.wire import json_safe
 
 MAX_REASONING_CHARS = 20_000
 MAX_STORED_BYTES = 64 * 1024
@@ -49,21 +49,13 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def json_safe(value: Any) -> Any:
-    """A copy JSON can encode strictly: NaN and ±inf become null (computed values, e.g. a
-    metric's spread). Agent input is already bounded and finite (``boundary``), so the recursion
-    stays shallow."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def ok(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse({"success": True, "data": json_safe(data)}, status_code=status)
+
+
+def ok_encoded(data: bytes) -> Response:
+    """The success envelope around ``data``, already encoded by :func:`wire.encode`."""
+    return Response(b'{"success":true,"data":' + data + b"}", media_type="application/json")
 
 
 def fail(status: int, message: str) -> JSONResponse:
@@ -127,7 +119,13 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def create_app(runtime: ArenaRuntime) -> FastAPI:
-    """The FastAPI app serving ``runtime``'s experiment."""
+    """The FastAPI app serving ``runtime``'s experiment.
+
+    The agent and quick admin routes are ``async def`` although they call blocking code: each
+    takes the experiment's lock for microseconds, and a sync route would cost two thread-pool
+    hops per request (its dependency and itself), a third of the CPU of a request and a GIL
+    hand-off each under load. Only the slow admin routes (``advance``, ``log``) run in threads.
+    """
     app = FastAPI(
         title="arena_rl Arena API",
         version="0.1.0",
@@ -136,7 +134,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
     exp = runtime.experiment
     _install_error_handlers(app)
 
-    def strategy(credentials: Credentials) -> TokenClaims:
+    async def strategy(credentials: Credentials) -> TokenClaims:
         if credentials is None or not credentials.credentials:
             raise ApiError(401, "missing bearer strategy token")
         try:
@@ -149,7 +147,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
             raise ApiError(401, "invalid strategy token: unknown variant")
         return claims
 
-    def admin(credentials: Credentials) -> None:
+    async def admin(credentials: Credentials) -> None:
         if credentials is None or not runtime.tokens.is_admin(credentials.credentials):
             raise ApiError(401, "admin token required")
 
@@ -164,15 +162,15 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
         return claims.variant_id
 
     @app.get(f"{PREFIX}/variant")
-    def variant_info(claims: StrategyAuth, variantId: VariantParam = None) -> JSONResponse:  # noqa: N803
+    async def variant_info(claims: StrategyAuth, variantId: VariantParam = None) -> JSONResponse:  # noqa: N803
         return ok(exp.info(scoped(claims, variantId)))
 
     @app.get(f"{PREFIX}/signals")
-    def observe(claims: StrategyAuth, variantId: VariantParam = None) -> JSONResponse:  # noqa: N803
-        return ok(exp.signals(scoped(claims, variantId)))
+    async def observe(claims: StrategyAuth, variantId: VariantParam = None) -> Response:  # noqa: N803
+        return ok_encoded(exp.signals_json(scoped(claims, variantId)))
 
     @app.put(f"{PREFIX}/variant/config")
-    def act(
+    async def act(
         claims: StrategyAuth,
         body: ConfigBody,
         variantId: VariantParam = None,  # noqa: N803
@@ -182,25 +180,25 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
         return ok(exp.act(vid, body.economyOverrides, body.reasoning or "", body.signals))
 
     @app.post(f"{PREFIX}/heartbeat")
-    def heartbeat(claims: StrategyAuth, body: HeartbeatBody) -> JSONResponse:
+    async def heartbeat(claims: StrategyAuth, body: HeartbeatBody) -> JSONResponse:
         exp.heartbeat(claims.variant_id, body.requestedPollInterval, body.metadata)
         return ok({})
 
     @app.get(f"{PREFIX}/scoreboard")
-    def scoreboard(claims: StrategyAuth) -> JSONResponse:
+    async def scoreboard(claims: StrategyAuth) -> JSONResponse:
         return ok(exp.scoreboard())
 
     @app.get(f"{PREFIX}/decisions")
-    def decisions(
+    async def decisions(
         claims: StrategyAuth,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         pageSize: Annotated[int, Query(ge=1, le=100)] = 20,  # noqa: N803
         variantId: VariantParam = None,  # noqa: N803
-    ) -> JSONResponse:
-        return ok(exp.decisions(scoped(claims, variantId), page, pageSize))
+    ) -> Response:
+        return ok_encoded(exp.decisions_json(scoped(claims, variantId), page, pageSize))
 
     @app.post(f"{PREFIX}/webhooks")
-    def register_webhook(claims: StrategyAuth, body: WebhookBody) -> JSONResponse:
+    async def register_webhook(claims: StrategyAuth, body: WebhookBody) -> JSONResponse:
         now = runtime.clock.iso(runtime.clock.now())
         try:
             hook = runtime.registry.register(claims.variant_id, body.url, body.events, now)
@@ -209,7 +207,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
         return ok(hook.to_api(with_secret=True))
 
     @app.delete(f"{PREFIX}/webhooks/{{webhook_id}}")
-    def delete_webhook(claims: StrategyAuth, webhook_id: str) -> JSONResponse:
+    async def delete_webhook(claims: StrategyAuth, webhook_id: str) -> JSONResponse:
         if not runtime.registry.delete(claims.variant_id, webhook_id):
             raise ApiError(404, f"Webhook {webhook_id[:100]} not found")
         return ok({"webhookId": webhook_id, "deleted": True})
@@ -221,15 +219,15 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
             raise ApiError(409, str(exc)) from None
 
     @app.post(f"{PREFIX}/admin/pause")
-    def pause(_: AdminAuth) -> JSONResponse:
+    async def pause(_: AdminAuth) -> JSONResponse:
         return lifecycle(ExperimentStatus.PAUSED)
 
     @app.post(f"{PREFIX}/admin/resume")
-    def resume(_: AdminAuth) -> JSONResponse:
+    async def resume(_: AdminAuth) -> JSONResponse:
         return lifecycle(ExperimentStatus.RUNNING)
 
     @app.post(f"{PREFIX}/admin/complete")
-    def complete(_: AdminAuth) -> JSONResponse:
+    async def complete(_: AdminAuth) -> JSONResponse:
         return lifecycle(ExperimentStatus.COMPLETED)
 
     @app.post(f"{PREFIX}/admin/advance")
@@ -241,7 +239,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
         return ok(exp.advance((body or AdvanceBody()).days))
 
     @app.post(f"{PREFIX}/admin/reset-breaker")
-    def reset_breaker(_: AdminAuth, body: BreakerBody) -> JSONResponse:
+    async def reset_breaker(_: AdminAuth, body: BreakerBody) -> JSONResponse:
         if body.variantId not in exp.variants:
             raise ApiError(404, f"unknown variant {body.variantId[:100]}")
         try:
@@ -257,7 +255,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
         return ok({"runId": runtime.log_to_mlflow()})
 
     @app.get(f"{PREFIX}/admin/state")
-    def admin_state(_: AdminAuth) -> JSONResponse:
+    async def admin_state(_: AdminAuth) -> JSONResponse:
         records = list(runtime.dispatcher.records)[-50:]
         webhooks = {
             "registered": runtime.registry.count(),

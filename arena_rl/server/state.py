@@ -34,7 +34,14 @@ from arena_rl.core.scenario import Model, Scenario
 from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import RatioSummary
 from arena_rl.server.clock import MINUTES_PER_DAY, SimClock
-from arena_rl.server.wire import act_response, coerce, decision_entry, wire_config
+from arena_rl.server.wire import (
+    act_response,
+    coerce,
+    decision_entry,
+    encode,
+    json_safe,
+    wire_config,
+)
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 """(variant id, event name, event data) -> None; must not block."""
@@ -138,6 +145,10 @@ class ServedExperiment:
         )
         self._integer = scenario.knobs.integer
         self._decisions: dict[str, list[dict[str, Any]]] = {v: [] for v in self.order}
+        self._encoded: dict[str, list[bytes]] = {v: [] for v in self.order}
+        """Each decision-log entry as sent, encoded once when logged (entries never change)."""
+        self._signals_json: dict[int, tuple[object, bytes]] = {}
+        """Per arm, the signals object last encoded and its JSON: signals change once a day."""
         self._liveness = {v: _Liveness() for v in self.order}
         self._watch = {v: _Watch() for v in self.order}
 
@@ -284,6 +295,21 @@ class ServedExperiment:
                 raise NotRunningError(self.status)
             return self.core.signals[v.arm].to_api()
 
+    def signals_json(self, variant_id: str) -> bytes:
+        """:meth:`signals` encoded, once per simulated day (every SDK loop polls it)."""
+        with self._lock:
+            self._sync_locked()
+            v = self._variant(variant_id)
+            self._touch(v.variant_id)
+            if self.status is not ExperimentStatus.RUNNING:
+                raise NotRunningError(self.status)
+            current = self.core.signals[v.arm]
+            cached = self._signals_json.get(v.arm)
+            if cached is None or cached[0] is not current:
+                cached = (current, encode(current.to_api()))
+                self._signals_json[v.arm] = cached
+            return cached[1]
+
     def scoreboard(self) -> dict[str, Any]:
         with self._lock:
             self._sync_locked()
@@ -311,9 +337,20 @@ class ServedExperiment:
         """The variant's own decision log, newest first, 1-based pages."""
         with self._lock:
             log = self._decisions[self._variant(variant_id).variant_id]
-            start = (page - 1) * page_size
-            items = list(reversed(log))[start : start + page_size]
+            # slice the page off the end: the log grows with every attempt, a page does not
+            end = len(log) - (page - 1) * page_size
+            items = log[max(0, end - page_size) : end][::-1] if end > 0 else []
             return {"decisions": items, "total": len(log), "page": page, "pageSize": page_size}
+
+    def decisions_json(self, variant_id: str, page: int, page_size: int) -> bytes:
+        """:meth:`decisions` encoded, from the entries encoded when they were logged."""
+        with self._lock:
+            log = self._encoded[self._variant(variant_id).variant_id]
+            end = len(log) - (page - 1) * page_size
+            items = log[max(0, end - page_size) : end][::-1] if end > 0 else []
+            total = len(log)
+        head = b'{"decisions":[' + b",".join(items)
+        return head + b'],"total":%d,"page":%d,"pageSize":%d}' % (total, page, page_size)
 
     # ---- agent writes -----------------------------------------------------------------------
 
@@ -385,7 +422,9 @@ class ServedExperiment:
                     "anomaly_detected",
                     {"anomaly": "CONSECUTIVE_MAX_DELTA", "count": watch.clamped_streak},
                 )
+        entry = json_safe(entry)  # what every read sends; kept so, it is encoded once
         self._decisions[v.variant_id].append(entry)
+        self._encoded[v.variant_id].append(encode(entry))
 
     def _breaker_data(self, v: Variant | str) -> dict[str, Any]:
         vid = v if isinstance(v, str) else v.variant_id

@@ -6,6 +6,7 @@ testable without a server. ``iso`` maps simulated days to an ISO-8601 timestamp.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +14,27 @@ from typing import Any
 from arena_rl.core.guardrails import GuardrailResult
 
 Iso = Callable[..., str]
+
+
+def json_safe(value: Any) -> Any:
+    """A copy JSON can encode strictly: NaN and ±inf become null (computed values, e.g. a
+    metric's spread). Agent input is already bounded and finite (``boundary``), so the recursion
+    stays shallow."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def encode(value: Any) -> bytes:
+    """``json_safe(value)`` as compact UTF-8 JSON: byte for byte what a JSON response sends, so
+    a value that does not change (a decision, a day's signals) is encoded once, not per read."""
+    return json.dumps(
+        json_safe(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def wire_config(config: Mapping[str, float], integer: frozenset[str]) -> dict[str, float | int]:
