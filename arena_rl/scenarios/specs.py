@@ -4,7 +4,7 @@ distributions and the checks that make every error name its file, segment and fi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -175,3 +175,69 @@ def users_per_arm(n_users: int, n_arms: int) -> int:
     if n_users // n_arms < 1:
         raise ValueError(f"n_users={n_users} is too few for {n_arms} arms")
     return n_users // n_arms
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Who the users of every arm are: when each joins, its segment and its traits. Every array
+    has shape (n_arms, users_per_arm); each arm's row is sorted by joining day."""
+
+    join_day: np.ndarray
+    """int16: the day each user joins (enrols, arrives)."""
+    joined_by: np.ndarray
+    """(n_arms, join_days + 1) int64: users of each arm joined by day d (column d)."""
+    segment: np.ndarray
+    """int8: index of each user's segment."""
+    traits: dict[str, np.ndarray]
+    """float32, by trait name."""
+
+
+def draw_cohort(
+    segments: Sequence[Any],
+    traits: Sequence[str],
+    *,
+    n_arms: int,
+    users_per_arm: int,
+    initial_share: float,
+    join_days: int,
+    assignment: str,
+    twins: bool,
+    join_rng: np.random.Generator,
+    trait_rng: np.random.Generator,
+) -> Cohort:
+    """Draw a population's users from a preset's segments (objects with ``share`` and a
+    :class:`Distribution` per trait).
+
+    A share ``initial_share`` joins on day 0, the rest uniformly over days 1..``join_days``.
+    Segments are drawn per user ("complete") or as the exact mix in every arm ("stratified").
+    In ``twins`` mode every arm gets the same users. Joining days and segments come from
+    ``join_rng``, traits from ``trait_rng``; a loop over segments, never over users.
+    """
+    m, rows, shape = users_per_arm, 1 if twins else n_arms, (n_arms, users_per_arm)
+    late = join_rng.random((rows, m)) >= initial_share
+    join = np.where(late, join_rng.integers(1, max(join_days, 1) + 1, (rows, m)), 0)
+    join = np.sort(join, axis=1) if join_days else np.zeros((rows, m), np.int64)
+    join_day = np.ascontiguousarray(np.broadcast_to(join, shape), np.int16)
+    joined_by = np.stack([np.bincount(row, minlength=join_days + 1).cumsum() for row in join_day])
+    shares = np.array([s.share for s in segments])
+    if assignment == "stratified":
+        segment = np.broadcast_to(_block_segments(shares, m, join_rng), (rows, m))
+    else:
+        segment = join_rng.choice(len(shares), size=(rows, m), p=shares)
+    values_by_trait = {}
+    for trait in traits:
+        values = np.empty((rows, m))
+        for s, seg in enumerate(segments):
+            members = segment == s
+            values[members] = getattr(seg, trait).draw(trait_rng, (int(members.sum()),))
+        values_by_trait[trait] = np.ascontiguousarray(np.broadcast_to(values, shape), np.float32)
+    segment_all = np.ascontiguousarray(np.broadcast_to(segment, shape), np.int8)
+    return Cohort(join_day, joined_by, segment_all, values_by_trait)
+
+
+def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Segment of each column: exact shares by largest remainder, in random order."""
+    raw = shares * m
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(counts - raw)[: m - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.arange(len(shares)), counts))

@@ -29,7 +29,7 @@ from arena_rl.scenarios.gamification.specs import (
     GamificationScenario,
     PopulationSpec,
 )
-from arena_rl.scenarios.specs import users_per_arm
+from arena_rl.scenarios.specs import draw_cohort, users_per_arm
 
 F32 = np.float32
 LN2 = math.log(2.0)
@@ -42,14 +42,6 @@ STATE_FIELDS = (
     "scans_today", "xp_today", "scans_total", "active_days", "xp_total", "feedback_total",
     "useful_total", "missions_assigned", "missions_completed",
 )  # fmt: skip
-
-
-def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """Segment of each column: exact shares by largest remainder, in random order."""
-    raw = shares * m
-    counts = np.floor(raw).astype(int)
-    counts[np.argsort(counts - raw)[: m - counts.sum()]] += 1
-    return rng.permutation(np.repeat(np.arange(len(shares)), counts))
 
 
 def _uniforms(rng: np.random.Generator, shape: tuple[int, int]) -> list[np.ndarray]:
@@ -180,28 +172,21 @@ class Population:
         enrol_rng = np.random.default_rng(enrol_seq)
         self._rng = np.random.default_rng(day_seq)
 
-        rows = 1 if twins else n_arms
-        late = enrol_rng.random((rows, m)) >= spec.initial_share
-        enrol = np.where(late, enrol_rng.integers(1, max(spec.enrol_days, 1) + 1, (rows, m)), 0)
-        enrol = np.sort(enrol, axis=1) if spec.enrol_days else np.zeros((rows, m), np.int64)
-        self.enrol_day = np.ascontiguousarray(np.broadcast_to(enrol, (n_arms, m)), np.int16)
-        days = np.arange(spec.enrol_days + 1)
+        cohort = draw_cohort(
+            spec.segments,
+            TRAITS,
+            n_arms=n_arms,
+            users_per_arm=m,
+            initial_share=spec.initial_share,
+            join_days=spec.enrol_days,
+            assignment=spec.assignment,
+            twins=twins,
+            join_rng=enrol_rng,
+            trait_rng=np.random.default_rng(trait_seq),
+        )
+        self.enrol_day, self.segment, self.traits = cohort.join_day, cohort.segment, cohort.traits
         # users of each arm enrolled by day d (column d; constant after the last enrolment day)
-        self._enrolled_by = (self.enrol_day[:, :, None] <= days).sum(axis=1)
-        shares = np.array([s.share for s in spec.segments])
-        if spec.assignment == "stratified":
-            segment = np.broadcast_to(_block_segments(shares, m, enrol_rng), (rows, m))
-        else:
-            segment = enrol_rng.choice(len(shares), size=(rows, m), p=shares)
-        self.segment = np.ascontiguousarray(np.broadcast_to(segment, (n_arms, m)), np.int8)
-        self.traits: dict[str, np.ndarray] = {}
-        trait_rng = np.random.default_rng(trait_seq)
-        for trait in TRAITS:
-            values = np.empty((rows, m))
-            for s, seg in enumerate(spec.segments):
-                users = segment == s
-                values[users] = getattr(seg, trait).draw(trait_rng, (int(users.sum()),))
-            self.traits[trait] = np.ascontiguousarray(np.broadcast_to(values, (n_arms, m)), F32)
+        self._enrolled_by = cohort.joined_by
         self.traits["loss_aversion"] -= F32(1.0)  # only the excess over 1 is ever used
 
         shape = (n_arms, m)

@@ -34,7 +34,7 @@ from arena_rl.scenarios.pricing.knobs import (
     TRIAL_DAYS,
 )
 from arena_rl.scenarios.pricing.specs import TRAITS, PricingPopulation
-from arena_rl.scenarios.specs import users_per_arm
+from arena_rl.scenarios.specs import draw_cohort, users_per_arm
 
 F32 = np.float32
 MONTH_DAYS = metrics.MONTH_DAYS
@@ -63,14 +63,6 @@ COUNTS = ("started", "trials_started", "trials_ended", "converted", "paid_first"
 DAY_COUNTS = ("payments", "new_subscribers", "renewals", "trials_started", "churned")
 """Per-arm counts of one day, in ``DayOutcome.totals`` (with revenue, cash, subscribers and
 trials)."""
-
-
-def _block_segments(shares: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """Segment of each column: exact shares by largest remainder, in random order."""
-    raw = shares * m
-    counts = np.floor(raw).astype(int)
-    counts[np.argsort(counts - raw)[: m - counts.sum()]] += 1
-    return rng.permutation(np.repeat(np.arange(len(shares)), counts))
 
 
 def _gain(price: np.ndarray, reference: np.ndarray, loss_aversion: np.ndarray) -> np.ndarray:
@@ -139,31 +131,22 @@ class Customers:
             np.random.default_rng(arrival_seq),
             np.random.default_rng(trait_seq),
         )
-        shape, rows = (n_arms, m), 1 if twins else n_arms
-
-        # arrivals: a share on day 0, the rest uniformly over days 1..arrival_days; rows sorted
-        days = spec.arrival_days
-        late = arrival_rng.random((rows, m)) >= spec.initial_share
-        arrival = np.where(late, arrival_rng.integers(1, max(days, 1) + 1, (rows, m)), 0)
-        arrival = np.sort(arrival, axis=1) if days else np.zeros((rows, m), np.int64)
-        self.arrival = np.ascontiguousarray(np.broadcast_to(arrival, shape), np.int16)
-        # prospects of each arm arrived by day d (column d; constant after the last arrival day)
-        self._arrived_by = np.stack(
-            [np.bincount(row, minlength=days + 1).cumsum() for row in self.arrival]
+        shape = (n_arms, m)
+        cohort = draw_cohort(
+            spec.segments,
+            TRAITS,
+            n_arms=n_arms,
+            users_per_arm=m,
+            initial_share=spec.initial_share,
+            join_days=spec.arrival_days,
+            assignment=spec.assignment,
+            twins=twins,
+            join_rng=arrival_rng,
+            trait_rng=trait_rng,
         )
-        shares = np.array([s.share for s in spec.segments])
-        if spec.assignment == "stratified":
-            segment = np.broadcast_to(_block_segments(shares, m, arrival_rng), (rows, m))
-        else:
-            segment = arrival_rng.choice(len(shares), size=(rows, m), p=shares)
-        self.segment = np.ascontiguousarray(np.broadcast_to(segment, shape), np.int8)
-        self.traits: dict[str, np.ndarray] = {}
-        for trait in TRAITS:
-            values = np.empty((rows, m))
-            for s, seg in enumerate(spec.segments):  # a loop over segments, at construction only
-                members = segment == s
-                values[members] = getattr(seg, trait).draw(trait_rng, (int(members.sum()),))
-            self.traits[trait] = np.ascontiguousarray(np.broadcast_to(values, shape), F32)
+        self.arrival, self.segment, self.traits = cohort.join_day, cohort.segment, cohort.traits
+        # prospects of each arm arrived by day d (column d; constant after the last arrival day)
+        self._arrived_by = cohort.joined_by
 
         # state
         self.status = np.full(shape, PENDING, np.int8)
