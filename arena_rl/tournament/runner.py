@@ -59,19 +59,18 @@ class StaleResultsError(ValueError):
 
 
 def _differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """What differs, in words: values for settings, names for presets and agents."""
+    """What differs, in words: values for settings, names for presets."""
     out = []
     for key in sorted(set(stored) | set(now)):
         before, after = stored.get(key), now.get(key)
         if before == after:
             continue
-        if key in ("population", "scenario"):
-            names = (before or {}).get("name"), (after or {}).get("name")
-            what = f"{names[0]!r} here, {names[1]!r} now" if names[0] != names[1] else (
-                f"{names[0]!r} with other settings")  # fmt: skip
-            out.append(f"{key} {what}")
-        else:
-            out.append(f"{key} {before!r} here, {after!r} now")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):  # a preset: its name
+            before, after = before.get("name"), after.get("name")
+            if before == after:
+                out.append(f"{key} {before!r} with other settings")
+                continue
+        out.append(f"{key} {before!r} here, {after!r} now")
     return out
 
 
