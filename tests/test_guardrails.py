@@ -490,6 +490,7 @@ def test_audit_log_records_every_decision() -> None:
     }
     assert log[1].applied is None and log[1].clamped_deltas == {}
     assert log[4].variant == "b" and log[4].applied == dict(DEFAULT_ECONOMY)
+    assert [g.audit_since(k) for k in range(7)] == [log[k:] for k in range(7)]
 
 
 def test_audit_records_are_flat_json() -> None:

@@ -187,7 +187,7 @@ class ExperimentCore:
 
     def _publish_audit(self) -> None:
         """Publish the audit entries written since the last call, as typed events."""
-        entries = self.guardrails.audit_log[self._audited :]
+        entries = self.guardrails.audit_since(self._audited)
         self._audited += len(entries)
         for entry in entries:
             if entry.kind == "update":

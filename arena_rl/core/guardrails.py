@@ -273,6 +273,11 @@ class Guardrails:
     def audit_log(self) -> tuple[AuditEntry, ...]:
         return tuple(self._audit)
 
+    def audit_since(self, start: int) -> tuple[AuditEntry, ...]:
+        """The entries from index ``start`` on: a reader that keeps its place copies only
+        what is new (the whole log grows with every request a served experiment gets)."""
+        return tuple(self._audit[start:])
+
     def current_config(self, variant: str) -> dict[str, float]:
         """A copy of the variant's full economy as it is now."""
         return dict(self._state(variant).config)
