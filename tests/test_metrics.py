@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from arena_rl.core.signals import compare_to_control
+from arena_rl.core.signals import OBJECTIVE, compare_to_control
 from arena_rl.core.stats import MeanSummary, fisher, welch
 from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, economy_array
@@ -48,6 +50,29 @@ def test_signals_are_computed_from_the_users() -> None:
     assert 0.0 <= quality.value <= 1.0
     assert all(m.confidence == "high" for m in sig.metrics.values())
     assert set(sig.to_api()["metrics"]) == set(METRICS)
+
+
+@pytest.mark.parametrize("xp_budget", [80.0, 5.0])  # 5: every arm overspends, shared by XP
+def test_each_users_objective_adds_up_to_the_arms_objective(xp_budget: float) -> None:
+    """The objective summary is the day's value split exactly over users: summed over an arm's
+    users it is the arm's objective, day by day (users enrol over the days)."""
+    scenario = load_scenario()
+    scenario = dataclasses.replace(
+        scenario, objective=dataclasses.replace(scenario.objective, xp_budget=xp_budget)
+    )
+    pop = Population(load_population(), scenario, 3, seed=6, n_users=3 * 700)
+    table = economy_array(
+        [DEFAULT_ECONOMY, {**DEFAULT_ECONOMY, "scanXp": 30.0}, {**DEFAULT_ECONOMY, "photoXp": 0}]
+    )
+    arm_total = np.zeros(3)
+    for _ in range(12):
+        outcome = pop.step(table)
+        arm_total += outcome.value * outcome.enrolled
+    users = pop.value_total.sum(axis=1, dtype=np.float64)
+    assert users == pytest.approx(arm_total, rel=1e-4)
+    summary = pop.summarise()[OBJECTIVE]
+    assert [s.n for s in summary] == list(pop.enrolled_by(11))
+    assert [s.mean for s in summary] == pytest.approx(users / pop.enrolled_by(11), rel=1e-6)
 
 
 def test_confidence_is_low_for_a_tiny_experiment() -> None:
@@ -101,11 +126,12 @@ def test_aa_false_positive_rate_and_ci_coverage_are_nominal() -> None:
     95 % CIs cover the true difference (0) 95 % ± 1.5 % of the time.
     """
     pairs, seeds = 20, 100
-    rejections = dict.fromkeys(METRICS, 0)
-    covered = dict.fromkeys(METRICS, 0)
+    tested = (*METRICS, OBJECTIVE)  # the objective per enrolled user is tested like a metric
+    rejections = dict.fromkeys(tested, 0)
+    covered = dict.fromkeys(tested, 0)
     for seed in range(seeds):
         summaries = run(2 * pairs, 500, 14, seed=seed).summarise()
-        for metric in METRICS:
+        for metric in tested:
             for i in range(pairs):
                 a, b = summaries[metric][2 * i + 1], summaries[metric][2 * i]
                 test = welch if isinstance(a, MeanSummary) else fisher
@@ -113,7 +139,7 @@ def test_aa_false_positive_rate_and_ci_coverage_are_nominal() -> None:
                 rejections[metric] += c.p_value < 0.05
                 covered[metric] += c.ci_low <= 0.0 <= c.ci_high
     total = pairs * seeds
-    report = {m: (rejections[m] / total, covered[m] / total) for m in METRICS}
+    report = {m: (rejections[m] / total, covered[m] / total) for m in tested}
     print("A/A false-positive rate and CI coverage:", report)
     for metric, (fpr, coverage) in report.items():
         assert 0.04 <= fpr <= 0.06, (metric, fpr)

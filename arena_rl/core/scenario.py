@@ -55,7 +55,8 @@ class Model(Protocol):
         ...
 
     def summarise(self) -> Summaries:
-        """Per metric (the scenario's metrics, in order), one summary per arm."""
+        """Per metric (the scenario's metrics, in order), then the objective per enrolled
+        user (:data:`~arena_rl.core.signals.OBJECTIVE`), one summary per arm."""
         ...
 
     def signals(self, summaries: Summaries) -> list[Signals]:

@@ -40,7 +40,7 @@ _K = {key: i for i, key in enumerate(ECONOMY_KEYS)}
 STATE_FIELDS = (
     "intrinsic_now", "reference", "streak", "alive", "mission_progress",
     "scans_today", "xp_today", "scans_total", "active_days", "xp_total", "feedback_total",
-    "useful_total", "missions_assigned", "missions_completed",
+    "useful_total", "missions_assigned", "missions_completed", "value_total",
 )  # fmt: skip
 
 
@@ -218,6 +218,8 @@ class Population:
     useful_total: np.ndarray
     missions_assigned: np.ndarray
     missions_completed: np.ndarray
+    value_total: np.ndarray
+    """Each user's objective so far: the value they created minus their share of XP cost."""
 
     def enrolled_by(self, day: int) -> np.ndarray:
         """(n_arms,) users of each arm enrolled on or before ``day``."""
@@ -615,13 +617,36 @@ class Population:
         active_n = active.sum(axis=1, dtype=np.float64)
         xp_sum = xp.sum(axis=1, dtype=np.float64)
         scan_value = np.multiply(counted, self.traits["scan_value"][:, d.cols], out=f1)
+        overspend = obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * enrolled, 0.0)
         value = (
             obj.active_value * active_n
             + obj.scan_value * scan_value.sum(axis=1, dtype=np.float64)
             + obj.useful_feedback_value * useful.sum(axis=1, dtype=np.float64)
             + obj.report_value * d.response.reports[:, 0] * active_n
             - obj.xp_cost * xp_sum
-            - obj.overspend_cost * np.maximum(xp_sum - obj.xp_budget * enrolled, 0.0)
+            - overspend
         ) / np.maximum(enrolled, 1)
+        self._credit_users(d, active, scan_value, useful, xp, overspend / np.maximum(xp_sum, 1.0))
         totals = {"scans": scans.sum(axis=1, dtype=np.float64), "xp": xp_sum}
         return DayOutcome(day=d.t, enrolled=enrolled, active=active_n, value=value, totals=totals)
+
+    def _credit_users(
+        self,
+        d: _Day,
+        active: np.ndarray,
+        scan_value: np.ndarray,
+        useful: np.ndarray,
+        xp: np.ndarray,
+        overspend_per_xp: np.ndarray,
+    ) -> None:
+        """Add today's value to each user's ``value_total``: the day's objective split exactly
+        over users (the arm's overspend shared in proportion to XP), so it can be compared to
+        control user by user, as the metrics are."""
+        obj, f2 = self.scenario.objective, d.f2
+        per_active = obj.active_value + obj.report_value * d.response.reports[:, :1]
+        per_xp = obj.xp_cost + overspend_per_xp[:, None]
+        np.multiply(active, per_active.astype(F32), out=f2)
+        f2 += scan_value * F32(obj.scan_value)
+        f2 += useful * F32(obj.useful_feedback_value)
+        f2 -= xp * per_xp.astype(F32)
+        self.value_total[:, d.cols] += f2

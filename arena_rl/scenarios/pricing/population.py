@@ -156,6 +156,9 @@ class Customers:
         """Day of each customer's next decision (arrival, trial end, renewal) or NEVER."""
         self.rate = np.zeros(shape, F32)
         """Revenue recognised per day from each customer, USD/day (0 unless paying)."""
+        self.value_total = np.zeros(shape, F32)
+        """Revenue recognised from each customer so far, USD: the objective, customer by
+        customer."""
         self.reference = self.traits["reference_price"].copy()
         """Reference price, USD/month: the market's until the first payment."""
         self.intro_left = np.zeros(shape, np.int8)
@@ -210,7 +213,8 @@ class Customers:
 
     def state_nbytes(self) -> int:
         """Bytes held in per-customer arrays: traits, state and scratch."""
-        arrays = [*self.traits.values(), *self._flat.values(), self.segment, self._due]
+        arrays = [*self.traits.values(), *self._flat.values(), self.segment, self._due,
+                  self.value_total]  # fmt: skip
         return sum(a.nbytes for a in arrays)
 
     # ---- the Model protocol ----------------------------------------------------------------------
@@ -237,6 +241,7 @@ class Customers:
             self._trial_ends(offer, due[status == TRIAL], today, cash)
             self._renewals(offer, due[(status == MONTHLY) | (status == ANNUAL)], today, cash)
         self.day = t + 1
+        self.value_total += self.rate
         enrolled = self.enrolled_by(t)
         revenue = self.rate.sum(axis=1, dtype=np.float64)
         subscribers, trials = self.subscribers(), self.trials()
