@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.common import BaseAgent, reward, same_action, scaled, toward
+from agents.common import (
+    BaseAgent,
+    Count,
+    NonNegativeInt,
+    hyperparameters,
+    reward,
+    same_action,
+    scaled,
+    toward,
+)
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.knobs import Knobs
@@ -184,8 +193,12 @@ class ArmBandit(BaseAgent):
         transition_days: days at a new target that are not scored.
     """
 
+    @hyperparameters
     def __init__(
-        self, arms: Arms | str | None = None, hold_days: int = 2, transition_days: int = 0
+        self,
+        arms: Arms | str | None = None,
+        hold_days: Count = 2,
+        transition_days: NonNegativeInt = 0,
     ) -> None:
         self.arms = arms
         self.hold_days = hold_days
@@ -193,8 +206,6 @@ class ArmBandit(BaseAgent):
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
-        if self.hold_days < 1 or self.transition_days < 0:
-            raise ValueError("need hold_days >= 1 and transition_days >= 0")
         economies = resolve_arms(self.arms, info.scenario, info.base_economy)
         self.arm_names_: list[str] = list(economies)
         self.targets_: list[dict[str, float]] = list(economies.values())

@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -38,7 +39,17 @@ from sklearn.gaussian_process.kernels import (
 )
 from threadpoolctl import threadpool_limits
 
-from agents.common import BaseAgent, reward, toward
+from agents.common import (
+    BaseAgent,
+    Count,
+    Fraction,
+    NonNegative,
+    NonNegativeInt,
+    Positive,
+    hyperparameters,
+    reward,
+    toward,
+)
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.knobs import Knobs
@@ -99,6 +110,8 @@ def search_box(
 
 
 Phase = Literal["move", "hold", "exploit"]
+Bounds = Annotated[Sequence[Positive], Field(min_length=2, max_length=2)]
+"""[low, high] bounds of a fitted kernel hyperparameter."""
 
 
 def latin_hypercube(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,26 +203,37 @@ class GPBayesOpt(BaseAgent):
     unshown_: bool
     """Whether the economy last chosen at random has not been shown in an answer yet."""
 
+    @hyperparameters
     def __init__(
         self,
         box: Box | None = None,
-        n_initial: int = 3,
-        max_evaluations: int = 8,
-        hold_days: int = 3,
-        transition_days: int = 1,
-        max_move_days: int = 3,
-        exploit_fraction: float = 0.333,
-        xi: float = 0.01,
-        kernel: str = "matern",
-        nu: float = 2.5,
-        length_scale: float = 0.5,
-        length_scale_bounds: Sequence[float] = (0.1, 10.0),
-        noise_bounds: Sequence[float] = (1e-3, 1.0),
+        n_initial: Count = 3,
+        max_evaluations: Count = 8,
+        hold_days: Count = 3,
+        transition_days: NonNegativeInt = 1,
+        max_move_days: NonNegativeInt = 3,
+        exploit_fraction: Fraction = 0.333,
+        xi: NonNegative = 0.01,
+        kernel: Literal["matern", "rbf"] = "matern",
+        nu: Annotated[float, Field(gt=0, allow_inf_nan=True)] = 2.5,  # inf: the RBF limit
+        length_scale: Positive = 0.5,
+        length_scale_bounds: Bounds = (0.1, 10.0),
+        noise_bounds: Bounds = (1e-3, 1.0),
         ard: bool = False,
         trend: bool = True,
-        n_candidates: int = 2000,
-        n_restarts: int = 1,
+        n_candidates: Count = 2000,
+        n_restarts: NonNegativeInt = 1,
     ) -> None:
+        if hold_days <= transition_days:  # otherwise no held day is ever scored
+            raise ValueError(
+                f"hold_days must be > transition_days ({transition_days}), got {hold_days}"
+            )
+        for name, (low, high) in (
+            ("length_scale_bounds", length_scale_bounds),
+            ("noise_bounds", noise_bounds),
+        ):
+            if low > high:
+                raise ValueError(f"{name} must be [low, high] with low <= high, got {[low, high]}")
         self.box = box
         self.n_initial = n_initial
         self.max_evaluations = max_evaluations
@@ -232,8 +256,6 @@ class GPBayesOpt(BaseAgent):
         super().reset(info, rng)
         box = search_box(self.box, info.scenario, info.base_economy)
         self.keys_ = tuple(box)
-        if self.n_initial < 1 or self.hold_days <= self.transition_days:
-            raise ValueError("need n_initial >= 1 and hold_days > transition_days")
         self.linear_ = np.array([box[k][0] == 0.0 for k in self.keys_])
         """Axes searched on the multiplier itself (their low is 0), not on its log."""
         raw = np.array([box[k] for k in self.keys_])

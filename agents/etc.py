@@ -10,6 +10,7 @@ moves again, so users see no more changes.
 from __future__ import annotations
 
 from agents.arms import ArmBandit, Arms
+from agents.common import Count, NonNegativeInt, hyperparameters
 from arena_rl.core.signals import Signals
 
 
@@ -25,12 +26,13 @@ class ExploreThenCommit(ArmBandit):
         transition_days: days at a new target that are not scored.
     """
 
+    @hyperparameters
     def __init__(
         self,
         arms: Arms | str | None = None,
-        rounds: int = 1,
-        hold_days: int = 2,
-        transition_days: int = 0,
+        rounds: Count = 1,
+        hold_days: Count = 2,
+        transition_days: NonNegativeInt = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.rounds = rounds

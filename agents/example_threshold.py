@@ -7,7 +7,7 @@ gamification knob, so it says so (``scenarios``) and is refused on any other sce
 
 from collections.abc import Mapping
 
-from agents.common import BaseAgent, confident, toward
+from agents.common import BaseAgent, Fraction, NonNegative, confident, hyperparameters, toward
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import Signals
 
@@ -17,7 +17,8 @@ class ScanThreshold(BaseAgent):
 
     scenarios = ("gamification",)
 
-    def __init__(self, target_scans: float = 4.0, step: float = 0.1) -> None:
+    @hyperparameters  # a bad value is refused here, naming it, not mid-experiment
+    def __init__(self, target_scans: NonNegative = 4.0, step: Fraction = 0.1) -> None:
         self.target_scans, self.step = target_scans, step
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:

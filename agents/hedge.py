@@ -41,10 +41,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from agents.common import BaseAgent, confident, nudged, reward, same_action, toward
+from agents.common import (
+    BaseAgent,
+    Count,
+    NonNegative,
+    Positive,
+    confident,
+    hyperparameters,
+    nudged,
+    reward,
+    same_action,
+    toward,
+)
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.scenario import Scenario
@@ -266,12 +279,13 @@ class HedgeEnsemble(BaseAgent):
     reward yet, or the rate limit).
     """
 
+    @hyperparameters
     def __init__(
         self,
-        experts: Mapping[str, float] | None = None,
-        eta: float = 0.3,
-        window_days: int = 3,
-        reward_gain: float = 10.0,
+        experts: Annotated[Mapping[str, NonNegative], Field(min_length=1)] | None = None,
+        eta: NonNegative = 0.3,
+        window_days: Count = 3,
+        reward_gain: Positive = 10.0,
     ) -> None:
         self.experts = experts
         self.eta = eta
@@ -281,8 +295,6 @@ class HedgeEnsemble(BaseAgent):
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
         chosen = default_experts(info.scenario) if self.experts is None else self.experts
-        if not chosen:
-            raise ValueError("experts: need at least one sub-strategy")
         self.names_ = list(chosen)
         self.experts_ = resolve_experts(self.names_, info.scenario)
         self.steps_ = np.array([chosen[n] / 100.0 for n in self.names_])

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from agents.arms import ArmBandit, Arms, CompletedPull
-from agents.common import confident
+from agents.common import Count, NonNegative, NonNegativeInt, Positive, confident, hyperparameters
 from arena_rl.agent import VariantInfo
 from arena_rl.core.signals import Signals
 
@@ -74,13 +74,14 @@ class LinUCB(ArmBandit):
         transition_days: days at a new target that are not scored.
     """
 
+    @hyperparameters
     def __init__(
         self,
         arms: Arms | str | None = None,
-        alpha: float = 4.0,
-        ridge: float = 1.0,
-        hold_days: int = 2,
-        transition_days: int = 0,
+        alpha: NonNegative = 4.0,
+        ridge: Positive = 1.0,
+        hold_days: Count = 2,
+        transition_days: NonNegativeInt = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.alpha = alpha

@@ -28,11 +28,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from agents.common import BaseAgent, reward, toward
+from agents.common import (
+    BaseAgent,
+    Count,
+    NonNegative,
+    NonNegativeInt,
+    Percent,
+    Positive,
+    hyperparameters,
+    reward,
+    toward,
+)
 from agents.llm_answer import FORMATS, Answer, answer_schema, parse_answer, parse_move
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
@@ -176,6 +187,7 @@ class LLMAgent(BaseAgent):
         prices: model name -> USD per million ``prompt``/``completion`` tokens.
     """
 
+    @hyperparameters
     def __init__(
         self,
         backend: str = "local",
@@ -183,30 +195,32 @@ class LLMAgent(BaseAgent):
         model_path: str | None = None,
         base_url: str | None = None,
         api_key_env: str | None = None,
-        response_format: str = "json_schema",
+        response_format: Literal["json_schema", "json_object"] = "json_schema",
         answer: str = "moves",
         moves: Moves | None = None,
-        move_pct: float = 15.0,
+        move_pct: Percent = 15.0,
         keys: Sequence[str] | None = None,
-        step_pct: float = 10.0,
-        decide_every_days: int = 3,
-        history: int = 3,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
+        step_pct: Percent = 10.0,
+        decide_every_days: Count = 3,
+        history: NonNegativeInt = 3,
+        temperature: NonNegative = 0.0,
+        max_tokens: Count = 256,
         seed: int = 0,
         cache: bool = True,
         cache_path: str | None = None,
-        max_calls_per_minute: float | None = None,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
-        timeout_s: float = 60.0,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        n_gpu_layers: int = -1,
-        prices: Mapping[str, Mapping[str, float]] | None = None,
+        max_calls_per_minute: Positive | None = None,
+        max_retries: NonNegativeInt = 3,
+        backoff_s: NonNegative = 1.0,
+        timeout_s: Positive = 60.0,
+        n_ctx: Count = 2048,
+        n_threads: Count | None = None,
+        n_gpu_layers: Annotated[int, Field(ge=-1)] = -1,  # -1: every layer
+        prices: Mapping[str, Mapping[str, NonNegative]] | None = None,
     ) -> None:
         if answer not in FORMATS:
-            raise ValueError(f"answer must be one of {FORMATS}, got {answer!r}")
+            raise ValueError(
+                f"answer must be one of {', '.join(map(repr, FORMATS))}, got {answer!r}"
+            )
         for name, move in (moves or {}).items():
             scale = move.get("scale") if isinstance(move, Mapping) else None
             if name in (KEEP, UNDO) or not isinstance(scale, Mapping) or "what" not in move:
@@ -215,10 +229,6 @@ class LLMAgent(BaseAgent):
                 )
             if any(not float(f) >= 0 for f in scale.values()):
                 raise ValueError(f"moves.{name}.scale: a negative factor")
-        if not 0 < step_pct <= 100 or not 0 < move_pct <= 100:
-            raise ValueError("need 0 < step_pct <= 100 and 0 < move_pct <= 100")
-        if decide_every_days < 1 or history < 0:
-            raise ValueError("need decide_every_days >= 1 and history >= 0")
         self.backend, self.model, self.model_path = backend, model, model_path
         self.base_url, self.api_key_env = base_url, api_key_env
         self.response_format = response_format

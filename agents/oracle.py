@@ -14,10 +14,11 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
-from agents.common import BaseAgent, toward
+from agents.common import BaseAgent, Count, hyperparameters, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.ground_truth import ScheduleOptimum, best_schedule
 from arena_rl.core.guardrails import ConfigUpdate
@@ -53,8 +54,12 @@ class Oracle(BaseAgent):
         users_per_arm: Monte-Carlo size of the ground-truth search (cached per scenario).
     """
 
+    @hyperparameters
     def __init__(
-        self, plan: str = "schedule", n_phases: int = 4, users_per_arm: int = 3000
+        self,
+        plan: Literal["schedule", "static"] = "schedule",
+        n_phases: Count = 4,
+        users_per_arm: Count = 3000,
     ) -> None:
         self.plan = plan
         self.n_phases = n_phases
@@ -62,8 +67,6 @@ class Oracle(BaseAgent):
 
     def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
         super().reset(info, rng)
-        if self.plan not in ("schedule", "static"):
-            raise ValueError(f"oracle plan must be 'schedule' or 'static', got {self.plan!r}")
         phases = self.n_phases if self.plan == "schedule" else 1
         population, scenario = pickle.dumps(info.population), pickle.dumps(info.scenario)
         self.plan_ = _plan(population, scenario, info.days, phases, info.delta_limit_pct,

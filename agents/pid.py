@@ -24,10 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from agents.common import BaseAgent, confident, toward
+from agents.common import (
+    BaseAgent,
+    Confidence,
+    Fraction,
+    NonNegative,
+    Positive,
+    confident,
+    hyperparameters,
+    toward,
+)
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import Signals
@@ -67,21 +78,24 @@ class PIDController(BaseAgent):
     scenarios = ("gamification",)
     """Its defaults are XP keys and an XP budget (see the module docstring)."""
 
+    @hyperparameters
     def __init__(
         self,
         metric: str = "XP_VELOCITY",
         setpoint: float = 35.0,
-        kp: float = 1.0,
-        ki: float = 0.05,
-        kd: float = 0.1,
-        output_limit: float = 0.3,
-        integral_limit: float = 2.0,
-        lever: Mapping[str, float] | None = None,
+        kp: NonNegative = 1.0,
+        ki: NonNegative = 0.05,
+        kd: NonNegative = 0.1,
+        output_limit: Positive = 0.3,
+        integral_limit: NonNegative = 2.0,
+        lever: Annotated[Mapping[str, float], Field(min_length=1)] | None = None,
         direction: float = 1.0,
-        smoothing: float = 0.5,
-        min_step: float = 0.01,
-        min_confidence: str = "medium",
+        smoothing: Annotated[float, Field(gt=0, le=1)] = 0.5,
+        min_step: Fraction = 0.01,
+        min_confidence: Confidence = "medium",
     ) -> None:
+        if direction not in (1.0, -1.0):
+            raise ValueError(f"direction must be 1 or -1, got {direction!r}")
         self.metric = metric
         self.setpoint = setpoint
         self.kp = kp

@@ -24,7 +24,7 @@ from scipy.special import ndtr
 from torch import nn
 from torch.distributions.normal import Normal
 
-from agents.common import BaseAgent
+from agents.common import BaseAgent, Count, hyperparameters
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.signals import Signals
@@ -179,12 +179,13 @@ class PPOAgent(BaseAgent):
     scenarios = ("gamification",)
     """The policy's features and actions are gamification's (see the module docstring)."""
 
+    @hyperparameters
     def __init__(
         self,
         checkpoint: str | None = None,
         device: str = "auto",
         deterministic: bool = True,
-        hold_days: int = 1,
+        hold_days: Count = 1,
     ) -> None:
         self.checkpoint = checkpoint
         self.device = device

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from agents.common import BaseAgent, close_enough, toward
+from agents.common import BaseAgent, Count, Positive, close_enough, hyperparameters, toward
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.knobs import Knob
@@ -59,8 +59,9 @@ class RandomAgent(BaseAgent):
         hold_days: days between moves.
     """
 
+    @hyperparameters
     def __init__(
-        self, step_pct: float = 20.0, keys: Sequence[str] | None = None, hold_days: int = 1
+        self, step_pct: Positive = 20.0, keys: Sequence[str] | None = None, hold_days: Count = 1
     ) -> None:
         self.step_pct = step_pct
         self.keys = keys

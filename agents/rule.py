@@ -26,7 +26,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from agents.common import BaseAgent, confident, nudged, toward
+from agents.common import (
+    BaseAgent,
+    Confidence,
+    Count,
+    Fraction,
+    NonNegative,
+    NonNegativeInt,
+    Percent,
+    Positive,
+    confident,
+    hyperparameters,
+    nudged,
+    toward,
+)
 from arena_rl.agent import VariantInfo
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
 from arena_rl.core.signals import Signals
@@ -75,6 +88,7 @@ class RuleBased(BaseAgent):
     scenarios = ("gamification",)
     """It prices XP with the gamification objective (see the module docstring)."""
 
+    @hyperparameters
     def __init__(
         self,
         trim_keys: Sequence[str] = (
@@ -84,18 +98,23 @@ class RuleBased(BaseAgent):
             "streakBonusCap",
             "feedbackDailyCap",
         ),
-        trim_pct: float = 15.0,
-        cost_share_enter: float = 0.3,
-        cost_share_exit: float = 0.25,
+        trim_pct: Percent = 15.0,
+        cost_share_enter: Fraction = 0.3,
+        cost_share_exit: Fraction = 0.25,
         retention_levers: Sequence[str] = ("issueReportXp", "statusReportXp"),
-        raise_pct: float = 15.0,
-        retention_drop: float = 0.01,
-        retention_release: float = 0.005,
-        window_days: int = 3,
-        cooldown_days: int = 1,
-        min_confidence: str = "medium",
-        min_cap: float = 1.0,
+        raise_pct: Positive = 15.0,
+        retention_drop: Fraction = 0.01,
+        retention_release: Fraction = 0.005,
+        window_days: Count = 3,
+        cooldown_days: NonNegativeInt = 1,
+        min_confidence: Confidence = "medium",
+        min_cap: NonNegative = 1.0,
     ) -> None:
+        if cost_share_exit > cost_share_enter:  # hysteresis: trimming must be able to stop
+            raise ValueError(
+                f"cost_share_exit must be <= cost_share_enter ({cost_share_enter:g}), "
+                f"got {cost_share_exit:g}"
+            )
         self.trim_keys = trim_keys
         self.trim_pct = trim_pct
         self.cost_share_enter = cost_share_enter

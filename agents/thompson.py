@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from agents.arms import ArmBandit, Arms
+from agents.common import Count, NonNegativeInt, Positive, hyperparameters
 from arena_rl.core.signals import Signals
 
 GRID_PER_SD = 16
@@ -76,13 +77,14 @@ class ThompsonSampling(ArmBandit):
         transition_days: days at a new target that are not scored.
     """
 
+    @hyperparameters
     def __init__(
         self,
         arms: Arms | str | None = None,
-        prior_sd: float = 3.0,
-        noise_sd: float = 1.0,
-        hold_days: int = 2,
-        transition_days: int = 0,
+        prior_sd: Positive = 3.0,
+        noise_sd: Positive = 1.0,
+        hold_days: Count = 2,
+        transition_days: NonNegativeInt = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.prior_sd = prior_sd

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.arms import ArmBandit, Arms
+from agents.common import Count, NonNegative, NonNegativeInt, hyperparameters
 from arena_rl.core.signals import Signals
 
 
@@ -27,12 +28,13 @@ class UCB1(ArmBandit):
         transition_days: days at a new target that are not scored.
     """
 
+    @hyperparameters
     def __init__(
         self,
         arms: Arms | str | None = None,
-        c: float = 1.0,
-        hold_days: int = 2,
-        transition_days: int = 0,
+        c: NonNegative = 1.0,
+        hold_days: Count = 2,
+        transition_days: NonNegativeInt = 0,
     ) -> None:
         super().__init__(arms, hold_days=hold_days, transition_days=transition_days)
         self.c = c
