@@ -196,7 +196,8 @@ def build_agent(name: str, config: Mapping[str, Any]) -> Agent:
                 f"agents.{name} needs {missing}, which is not installed (the '{extra}' extra). "
                 f"Install it with:\n    {line}"
             ) from exc
-        raise ConfigError(f"agents.{name}: cannot build it: {exc}") from exc
+        cause = exc.__cause__ or exc  # Hydra wraps the agent's own error in one of its own
+        raise ConfigError(f"agents.{name}: cannot build it: {cause}") from exc
 
 
 def _missing_module(exc: BaseException | None) -> str | None:
