@@ -18,7 +18,6 @@ from arena_rl.agent import Agent, VariantInfo, check_scenario
 from arena_rl.core.events import AuditLog, DailyHistory, Subscriber
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
-from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import Comparison
 from arena_rl.envs.parallel import ArenaParallelEnv
 from arena_rl.sandbox import AgentSandbox
@@ -32,8 +31,8 @@ class ExperimentResult:
     names: tuple[str, ...]
     """Agent names in arm order (arm ``i + 1`` is ``names[i]``)."""
     objective: dict[str, float]
-    """Realised scenario objective per arm (sum of daily values per enrolled user); the
-    control arm is under ``CONTROL_ARM``."""
+    """Realised scenario objective per arm (sum of daily values per enrolled user, plus the
+    tail value); the control arm is under ``CONTROL_ARM``."""
     daily_value: dict[str, np.ndarray]
     history: dict[str, dict[str, np.ndarray]]
     """Per arm, each metric's value at the end of every day: (days,) arrays."""
@@ -46,6 +45,9 @@ class ExperimentResult:
     """Per agent that reports it (``usage()``): counters such as model calls and tokens."""
     notes: dict[str, list[str]] = field(default_factory=dict)
     """Per agent that keeps them (``notes()``): its own log, e.g. an LLM's unused answers."""
+    tail: dict[str, float] = field(default_factory=dict)
+    """Per arm, the value its users create after the horizon (in ``objective``; 0 when the
+    scenario's ``tail_discount`` is 0)."""
 
     def lift(self, name: str) -> float:
         """Objective of an agent's arm minus control's, on the same population sample."""
@@ -120,16 +122,16 @@ def run_experiment(
             sandbox.close()
 
     renamed = {variant_of[n]: n for n in names} | {CONTROL_ARM: CONTROL_ARM}
-    comparisons = [
-        dataclasses.replace(c, variant=renamed[c.variant])
-        for c in compare_to_control(core.population.summarise(), list(env.possible_agents))
-    ]
+    comparisons = [dataclasses.replace(c, variant=renamed[c.variant]) for c in core.comparisons()]
     daily = {renamed[arm]: values for arm, values in history.value.items()}
     metrics = {renamed[arm]: h for arm, h in history.metrics.items()}
+    tail = {renamed[arm]: value for arm, value in (core.tail or {}).items()}
     return ExperimentResult(
         seed=seed,
         names=names,
-        objective={arm: float(np.sum(values)) for arm, values in daily.items()},
+        objective={
+            arm: float(np.sum(values)) + tail.get(arm, 0.0) for arm, values in daily.items()
+        },
         daily_value={arm: np.asarray(values) for arm, values in daily.items()},
         history={arm: {m: np.asarray(v) for m, v in h.items()} for arm, h in metrics.items()},
         comparisons=comparisons,
@@ -139,4 +141,5 @@ def run_experiment(
         audit=audit_log.records({variant_of[n]: n for n in names}),
         usage={n: u for n, box in boxed.items() if (u := box.usage()) is not None},
         notes={n: notes for n, box in boxed.items() if (notes := box.notes()) is not None},
+        tail=tail,
     )

@@ -24,7 +24,6 @@ import arena_rl
 from agents.common import toward
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.ground_truth import best_static_economy, evaluate_economies
-from arena_rl.core.signals import compare_to_control
 from arena_rl.envs.parallel import ArenaParallelEnv
 
 VARIANTS = {"variant_1": "static", "variant_2": "random", "variant_3": "best-static"}
@@ -79,7 +78,8 @@ def main() -> None:
     control_value = evaluate_economies(
         [base], env.spec, env.scenario, users_per_arm=3000, days=args.days
     )[0]
-    comparisons = compare_to_control(env.population.summarise(), list(VARIANTS))
+    assert env.core is not None
+    comparisons = env.core.comparisons()
     by_key = {(c.metric, c.variant): c for c in comparisons}
     print(f"\nexperiment: {args.days} days, {env.population.users_per_arm} users per arm, "
           f"seed {args.seed}, {time.perf_counter() - started:.1f} s")  # fmt: skip

@@ -1,7 +1,8 @@
 """A plain per-user reference implementation of one simulated day, checked against the vectorised
 ``Population.step`` and some of its phases.
 
-The reference follows docs/population.md (§2.1 economy response, §2.2 the day, §2.3 objective):
+The reference follows docs/population.md (§2.1 economy response, §2.2 the day, §2.3 objective
+and each user's share of it):
 a loop over users with scalar float64 maths, no arrays in the model's equations. It starts from
 a copy of the population's state before the step and uses the uniforms the step draws (from a
 copy of its generator). Continuous quantities must agree to float32 precision (rtol 1e-5); counts,
@@ -39,8 +40,10 @@ RTOL = 1e-5
 EXACT = (
     "streak", "alive", "mission_progress", "scans_today", "scans_total", "active_days",
     "feedback_total", "useful_total", "missions_assigned", "missions_completed", "recent",
+    "counted_total",
 )  # fmt: skip
-CONTINUOUS = ("intrinsic_now", "reference", "xp_today", "xp_total")
+CONTINUOUS = ("intrinsic_now", "reference", "xp_today", "xp_total", "reports_total",
+              "overspend_total")  # fmt: skip
 assert set(EXACT) | set(CONTINUOUS) == {*STATE_FIELDS, "recent"}
 
 
@@ -301,6 +304,7 @@ def reference_day(
     # §2.2 steps 11-19, user by user: the draws, scans, feedback, streak, missions, XP, reference
     act_n, scans_n, xp_n = np.zeros(n_arms), np.zeros(n_arms), np.zeros(n_arms)
     scan_value, useful_n = np.zeros(n_arms), np.zeros(n_arms)
+    user_xp = np.zeros((n_arms, n))
     for a in range(n_arms):
         x, row = economies[a], 0 if before.twins else a
         for j in range(n):
@@ -365,6 +369,9 @@ def reference_day(
             xp_n[a] += xp
             scan_value[a] += tr["scan_value"] * counted
             useful_n[a] += useful
+            user_xp[a, j] = xp
+            state["counted_total"][a, j] += counted
+            state["reports_total"][a, j] += arms[a].reports * active
 
     # §2.3: the objective per enrolled user
     value = np.zeros(n_arms)
@@ -378,6 +385,11 @@ def reference_day(
             - obj.overspend_cost * max(0.0, xp_n[a] - obj.xp_budget * enrolled[a])
         )
         value[a] = earned / max(enrolled[a], 1)
+        # each user's share: their own value and XP cost, the overspend shared by XP
+        overspend = obj.overspend_cost * max(0.0, xp_n[a] - obj.xp_budget * enrolled[a])
+        per_xp = obj.xp_cost + overspend / max(xp_n[a], 1.0)
+        for j in range(n):
+            state["overspend_total"][a, j] += (per_xp - obj.xp_cost) * user_xp[a, j]
     outcome = {
         "enrolled": np.array(enrolled, float),
         "active": act_n,

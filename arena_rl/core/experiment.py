@@ -31,8 +31,8 @@ from arena_rl.core.events import (
 )
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig, GuardrailResult, Guardrails
 from arena_rl.core.scenario import DayOutcome, Model, Scenario
-from arena_rl.core.signals import Signals, Summaries
-from arena_rl.core.stats import RatioSummary
+from arena_rl.core.signals import OBJECTIVE, Signals, Summaries, compare_to_control
+from arena_rl.core.stats import Comparison, RatioSummary
 
 CONTROL_ARM = "control_arm"
 """The control arm's name, in every experiment, result and run (an agent may itself be named
@@ -84,7 +84,10 @@ class ExperimentCore:
         )
         self.signals: list[Signals] = self.population.signals(self.population.summarise())
         self.objective = dict.fromkeys(self.arms, 0.0)
-        """Each arm's realised objective so far (the sum of its daily values)."""
+        """Each arm's realised objective so far (the sum of its daily values, and the tail
+        value once the horizon is reached)."""
+        self.tail: dict[str, float] | None = None
+        """Each arm's value after the horizon, once :meth:`reach_horizon` added it."""
         self.events = EventStream(subscribers)
         self._audited = 0
 
@@ -165,6 +168,24 @@ class ExperimentCore:
             self._publish_day(outcome, economies)
         self.events.flush()
         return DayReport(outcome, summaries, tripped)
+
+    def comparisons(self) -> list[Comparison]:
+        """Every treatment arm vs control on each metric and on the objective per enrolled user
+        (:data:`~arena_rl.core.signals.OBJECTIVE`), Holm-adjusted across arms."""
+        pop = self.population
+        summaries = {**pop.summarise(), OBJECTIVE: pop.objective_summary()}
+        return compare_to_control(summaries, list(self.arms[1:]))
+
+    def reach_horizon(self) -> dict[str, float]:
+        """End of the experiment: add each arm's tail value (:meth:`Model.credit_tail`) to its
+        objective, once, and return it."""
+        if self.tail is not None:
+            raise RuntimeError("the horizon was already reached: the tail is added once")
+        values = self.population.credit_tail()
+        self.tail = {arm: float(v) for arm, v in zip(self.arms, values, strict=True)}
+        for arm, value in self.tail.items():
+            self.objective[arm] += value
+        return self.tail
 
     def _publish_day(self, outcome: DayOutcome, economies: Sequence[Mapping[str, float]]) -> None:
         def frozen(array: np.ndarray) -> np.ndarray:

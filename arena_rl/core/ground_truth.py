@@ -48,7 +48,8 @@ def evaluate_economies(
         days: horizon (default: the scenario's).
 
     Returns:
-        (K,) objective summed over the horizon. Interference is off: a static economy's value
+        (K,) objective summed over the horizon, plus the value after it (the scenario's tail
+        value, with the economy held). Interference is off: a static economy's value
         is defined for it alone.
     """
     table = np.asarray(economies if isinstance(economies, np.ndarray) else scenario.knobs.array(
@@ -58,7 +59,7 @@ def evaluate_economies(
     total = np.zeros(k)
     for _ in range(days or scenario.days):
         total += pop.step(table).value
-    return total
+    return total + pop.credit_tail()
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def evaluate_schedules(
             clamp).
 
     Returns:
-        (K,) objective summed over the horizon, on a twins population (as
+        (K,) objective summed over the horizon plus the tail value, on a twins population (as
         :func:`evaluate_economies`, which is the one-phase case).
     """
     horizon = days or scenario.days
@@ -153,7 +154,7 @@ def evaluate_schedules(
             target if delta_limit_pct is None else _clamped(current, target, delta_limit_pct, knobs)
         )
         total += pop.step(current).value
-    return total
+    return total + pop.credit_tail()
 
 
 def _clamped(

@@ -10,7 +10,7 @@ only, so nothing outside a plugin's own folder knows an economy key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from arena_rl.core.knobs import Knobs
 from arena_rl.core.signals import Signals, Summaries
+from arena_rl.core.stats import MeanSummary
 
 Arms = Mapping[str, Mapping[str, float]]
 """Arm name -> {knob: multiplier of the base economy}; knobs left out stay at base."""
@@ -55,12 +56,25 @@ class Model(Protocol):
         ...
 
     def summarise(self) -> Summaries:
-        """Per metric (the scenario's metrics, in order), then the objective per enrolled
-        user (:data:`~arena_rl.core.signals.OBJECTIVE`), one summary per arm."""
+        """Per metric (the scenario's metrics, in order), one summary per arm."""
+        ...
+
+    def objective_summary(self) -> Sequence[MeanSummary]:
+        """Per arm, each enrolled user's objective so far (their tail value included once
+        credited): summed over an arm's users it is the arm's objective. Asked for when the
+        arms are compared, not every day."""
         ...
 
     def signals(self, summaries: Summaries) -> list[Signals]:
         """What a live agent sees of each arm (index 0 = control)."""
+        ...
+
+    def credit_tail(self) -> np.ndarray:
+        """At the horizon, once: the expected discounted value that each user creates after
+        the last simulated day if the economy stays as it is, added to that user's objective
+        (:meth:`objective_summary`); returns (n_arms,) its sum per enrolled user, which the
+        caller adds to the arm's objective. Zeros when the scenario's ``tail_discount`` is 0;
+        RuntimeError if called twice."""
         ...
 
     def user_day(self, alive_before: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,6 +94,8 @@ class Scenario(Protocol):
     """The tenant's name (the config file's)."""
     days: int
     """Horizon of one experiment, in days."""
+    tail_discount: float
+    """Daily discount of the value users create after the horizon (0: none is counted)."""
     decision_interval: int
     """Days between agents' decisions."""
     guardrails: Mapping[str, Any]

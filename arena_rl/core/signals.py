@@ -26,13 +26,12 @@ from arena_rl.core.stats import (
 
 Summary = MeanSummary | RatioSummary
 Summaries = Mapping[str, Sequence[Summary]]
-"""Per metric, one summary per arm (row 0 = control); and under :data:`OBJECTIVE`, the
-objective per enrolled user."""
+"""Per metric, one summary per arm (row 0 = control)."""
 
 OBJECTIVE = "OBJECTIVE"
-"""The summary of each enrolled user's objective so far (what the user created minus what
-their rewards cost): compared to control beside the metrics, but no live-platform signal, so
-agents never see it."""
+"""The comparisons' name for each enrolled user's objective so far (what the user created
+minus what their rewards cost): compared to control beside the metrics, but no live-platform
+signal, so agents never see it."""
 
 
 @dataclass(frozen=True)

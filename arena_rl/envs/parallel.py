@@ -4,7 +4,8 @@ Control lives inside the environment. One step is one simulated day; agents act 
 days (every ``decision_interval`` days) and every action passes the five guardrails. An
 observation is exactly what a live agent gets: its variant's signals and current config, plus
 when its next update is allowed. The reward is the per-step change of the scenario objective,
-i.e. the value the arm created that day per enrolled user.
+i.e. the value the arm created that day per enrolled user; the last day's reward adds the
+value its users create after the horizon (the scenario's tail value).
 """
 
 from __future__ import annotations
@@ -227,6 +228,9 @@ class ArenaParallelEnv(ParallelEnv):
         report = core.step_day()
         rewards = {a: float(report.outcome.value[i]) for i, a in enumerate(self.agents, start=1)}
         done = core.day >= self.days
+        if done:  # the last reward carries the value the arm's users create after the horizon
+            tail = core.reach_horizon()
+            rewards = {a: r + tail[a] for a, r in rewards.items()}
         observations = self._observations()
         infos = {a: self._info(a) for a in self.agents}
         terminations = dict.fromkeys(self.agents, False)

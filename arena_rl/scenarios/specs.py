@@ -159,6 +159,23 @@ def dataclass_from(
     return cls(**values)
 
 
+TAIL_DISCOUNT = 0.98
+"""Default daily discount of the value users create after the experiment ends: a day later is
+worth 2 % less, so the tail weighs about the next 50 days (1 / (1 - 0.98))."""
+
+
+def tail_discount(data: Mapping[str, Any], where: str) -> float:
+    """The scenario's ``tail_discount`` in [0, 1): 0 turns the tail value off; 1 or more would
+    add up value for ever (the tail diverges)."""
+    value = number(data.get("tail_discount", TAIL_DISCOUNT), f"{where}, field 'tail_discount'")
+    if not 0.0 <= value < 1.0:
+        raise SpecError(
+            f"{where}, field 'tail_discount': must be in [0, 1) (0 turns the value after the "
+            f"horizon off; 1 or more makes it infinite), got {value}"
+        )
+    return value
+
+
 def positive_int(data: Mapping[str, Any], key: str, default: int, where: str, low: int = 1) -> int:
     """An integer field >= ``low`` (its default when absent); SpecError naming it otherwise."""
     value = data.get(key, default)

@@ -31,7 +31,6 @@ from arena_rl.core.guardrails import (
     RejectionCode,
 )
 from arena_rl.core.scenario import Model, Scenario
-from arena_rl.core.signals import compare_to_control
 from arena_rl.core.stats import RatioSummary
 from arena_rl.server.clock import MINUTES_PER_DAY, SimClock
 from arena_rl.server.wire import (
@@ -545,9 +544,7 @@ class ServedExperiment:
         with self._lock:
             self._sync_locked()
             return {
-                "comparisons": compare_to_control(
-                    self.population.summarise(), list(self.order[1:])
-                ),
+                "comparisons": self.core.comparisons(),
                 "objective": dict(self.objective),
                 "daily_value": {v: list(self._history.value.get(v, [])) for v in self.order},
                 "history": {

@@ -77,6 +77,8 @@ class TournamentResult:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per agent that reports it, e.g. an LLM's calls, cache hits, tokens, latency and cost."""
     notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    tail: dict[str, float] = field(default_factory=dict)
+    """Per arm, the value after the horizon that ``objective`` includes."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=True)
@@ -146,6 +148,7 @@ def play_tournament(
         spec_digest=digest(experiment_record(spec)),
         usage=result.usage,
         notes=result.notes,
+        tail=result.tail,
     )
 
 

@@ -55,7 +55,9 @@ class Setup:
     @classmethod
     def default(cls, users_per_arm: int = 20_000, preset: str = "default") -> Setup:
         """The named preset with the default scenario."""
-        return cls(load_population(preset), load_scenario("default"), users_per_arm)
+        scenario = load_scenario("default")
+        assert isinstance(scenario, GamificationScenario)
+        return cls(load_population(preset), scenario, users_per_arm)
 
     def cohort(self) -> PopulationSpec:
         """The preset with everyone enrolled on day 0: for changes made to established users,

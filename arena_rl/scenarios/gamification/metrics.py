@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from arena_rl.core.signals import (
-    OBJECTIVE,
-    Signals,
-    Summaries,
-    mean_summaries,
-    ratio_summaries,
-)
+from arena_rl.core.signals import Signals, Summaries, mean_summaries, ratio_summaries
 from arena_rl.core.stats import RatioSummary
 
 if TYPE_CHECKING:
@@ -58,7 +52,6 @@ def summarise(pop: Population) -> Summaries:
         ),
         "STREAK_LENGTH": mean_summaries(pop.streak[:, u], enrolled),
         "FEEDBACK_QUALITY": ratio_summaries(pop.useful_total[:, u], pop.scans_total[:, u]),
-        OBJECTIVE: mean_summaries(pop.value_total[:, u], enrolled),
     }
 
 

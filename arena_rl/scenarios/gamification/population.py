@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from arena_rl.core.scenario import DayOutcome
-from arena_rl.core.signals import Signals, Summaries
+from arena_rl.core.signals import Signals, Summaries, mean_summaries
+from arena_rl.core.stats import MeanSummary
 from arena_rl.scenarios.gamification import metrics
 from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
 from arena_rl.scenarios.gamification.specs import (
@@ -29,6 +30,7 @@ from arena_rl.scenarios.gamification.specs import (
     GamificationScenario,
     PopulationSpec,
 )
+from arena_rl.scenarios.gamification.tail import tail_per_user
 from arena_rl.scenarios.specs import draw_cohort, users_per_arm
 
 F32 = np.float32
@@ -40,8 +42,13 @@ _K = {key: i for i, key in enumerate(ECONOMY_KEYS)}
 STATE_FIELDS = (
     "intrinsic_now", "reference", "streak", "alive", "mission_progress",
     "scans_today", "xp_today", "scans_total", "active_days", "xp_total", "feedback_total",
-    "useful_total", "missions_assigned", "missions_completed", "value_total",
+    "useful_total", "missions_assigned", "missions_completed", "counted_total", "reports_total",
+    "overspend_total",
 )  # fmt: skip
+
+RATE_WINDOW_DAYS = 7
+"""The value after the horizon carries forward each user's mean daily value and XP over the
+last whole week before it (from cumulative totals kept at every seventh day)."""
 
 
 def _uniforms(rng: np.random.Generator, shape: tuple[int, int]) -> list[np.ndarray]:
@@ -194,6 +201,11 @@ class Population:
             setattr(self, name, np.zeros(shape, F32))
         self.intrinsic_now[:] = self.traits["intrinsic"]
         self.recent = np.zeros(shape, np.uint8)  # activity bits of the last 8 days
+        zeros = np.zeros(shape)
+        self._weeks = ((0, zeros, zeros), (0, zeros, zeros))
+        """(day, gross value, XP) cumulative per user at the last two multiples of seven days."""
+        self._tail: np.ndarray | None = None
+        """Each enrolled user's tail value, once credited at the horizon."""
         self.day = 0
         self.n_enrolled = 0
         self.novelty = np.zeros((n_arms, 1), F32)
@@ -218,8 +230,12 @@ class Population:
     useful_total: np.ndarray
     missions_assigned: np.ndarray
     missions_completed: np.ndarray
-    value_total: np.ndarray
-    """Each user's objective so far: the value they created minus their share of XP cost."""
+    counted_total: np.ndarray
+    """Scans that counted (under the daily cap): the scans the objective values."""
+    reports_total: np.ndarray
+    """Reports made so far: each active day's expected reports under that day's economy."""
+    overspend_total: np.ndarray
+    """The user's share of the arm's overspend cost so far (the arm's, split by XP)."""
 
     def enrolled_by(self, day: int) -> np.ndarray:
         """(n_arms,) users of each arm enrolled on or before ``day``."""
@@ -626,7 +642,7 @@ class Population:
             - obj.xp_cost * xp_sum
             - overspend
         ) / np.maximum(enrolled, 1)
-        self._credit_users(d, active, scan_value, useful, xp, overspend / np.maximum(xp_sum, 1.0))
+        self._credit_users(d, active, counted, xp, overspend / np.maximum(xp_sum, 1.0))
         totals = {"scans": scans.sum(axis=1, dtype=np.float64), "xp": xp_sum}
         return DayOutcome(day=d.t, enrolled=enrolled, active=active_n, value=value, totals=totals)
 
@@ -634,19 +650,75 @@ class Population:
         self,
         d: _Day,
         active: np.ndarray,
-        scan_value: np.ndarray,
-        useful: np.ndarray,
+        counted: np.ndarray,
         xp: np.ndarray,
         overspend_per_xp: np.ndarray,
     ) -> None:
-        """Add today's value to each user's ``value_total``: the day's objective split exactly
-        over users (the arm's overspend shared in proportion to XP), so it can be compared to
-        control user by user, as the metrics are."""
-        obj, f2 = self.scenario.objective, d.f2
-        per_active = obj.active_value + obj.report_value * d.response.reports[:, :1]
-        per_xp = obj.xp_cost + overspend_per_xp[:, None]
-        np.multiply(active, per_active.astype(F32), out=f2)
-        f2 += scan_value * F32(obj.scan_value)
-        f2 += useful * F32(obj.useful_feedback_value)
-        f2 -= xp * per_xp.astype(F32)
-        self.value_total[:, d.cols] += f2
+        """Keep what each user's share of the objective needs beyond the totals kept anyway
+        (active days, useful feedback, XP): counted scans, reports, and the arm's overspend
+        split by XP on a day it overspends. :meth:`user_objective` adds them up on demand."""
+        u, f2 = d.cols, d.f2
+        self.counted_total[:, u] += counted
+        np.multiply(active, d.response.reports, out=f2)
+        self.reports_total[:, u] += f2
+        if overspend_per_xp.any():
+            np.multiply(xp, overspend_per_xp[:, None].astype(F32), out=f2)
+            self.overspend_total[:, u] += f2
+        if self.day % RATE_WINDOW_DAYS == 0:  # self.day is already the next day's index
+            self._weeks = (self._weeks[-1], (self.day, self._gross(), self.xp_total.copy()))
+
+    def _gross(self) -> np.ndarray:
+        """(n_arms, users_per_arm) each user's value so far before XP costs, float64."""
+        obj = self.scenario.objective
+        return (
+            obj.active_value * self.active_days.astype(np.float64)
+            + obj.report_value * self.reports_total
+            + obj.scan_value * self.traits["scan_value"] * self.counted_total
+            + obj.useful_feedback_value * self.useful_total
+        )
+
+    def user_objective(self) -> np.ndarray:
+        """(n_arms, n_enrolled) each user's objective so far, float64: the value they created
+        minus their XP's cost and their share of the overspend, plus their tail value once
+        :meth:`credit_tail` added it. Summed over an arm's users it is the arm's objective."""
+        obj, u = self.scenario.objective, slice(None, self.n_enrolled)
+        value = self._gross()[:, u] - obj.xp_cost * self.xp_total[:, u] - self.overspend_total[:, u]
+        return value if self._tail is None else value + self._tail
+
+    def objective_summary(self) -> list[MeanSummary]:
+        """Each arm's objective per enrolled user (:meth:`user_objective`), for the statistics
+        against control; computed on demand, not every day."""
+        return mean_summaries(self.user_objective(), self.enrolled_mask())
+
+    def tail_per_user(self) -> np.ndarray:
+        """(n_arms, n_enrolled) each user's expected discounted objective after the last
+        simulated day if the economy stays as it is (:mod:`.tail`): their mean daily gross value
+        and XP over the last whole week (:data:`RATE_WINDOW_DAYS`; since enrolment for newer
+        users), and their daily survival ``1 − h·(1 − p)`` at the last day's activity
+        probability; zero for users gone, and everywhere when the tail is off."""
+        n, gamma, t = self.n_enrolled, self.scenario.tail_discount, self.day
+        if gamma == 0 or t == 0:
+            return np.zeros((self.n_arms, n))
+        u = slice(None, n)
+        since, gross_then, xp_then = self._weeks[0] if t - self._weeks[1][0] < RATE_WINDOW_DAYS \
+            else self._weeks[1]  # fmt: skip
+        days = np.clip(t - np.maximum(self.enrol_day[:, u], since), 1, None)
+        alive = self.alive[:, u]
+        p_active = self._scratch["p_active"][:, u]  # the last day's, 0 for users gone
+        survival = (F32(1) - self.traits["churn_hazard"][:, u] * (F32(1) - p_active)) * alive
+        return tail_per_user(
+            (self._gross()[:, u] - gross_then[:, u]) * alive / days,
+            (self.xp_total[:, u] - xp_then[:, u]) * alive / days,
+            survival,
+            self.enrolled_by(t - 1),
+            self.scenario.objective,
+            gamma,
+        )
+
+    def credit_tail(self) -> np.ndarray:
+        """At the horizon, once: credit each user's tail value (:meth:`tail_per_user`) to their
+        objective; returns (n_arms,) the tail per enrolled user."""
+        if self._tail is not None:
+            raise RuntimeError("the tail was already credited: the horizon is reached once")
+        self._tail = self.tail_per_user()
+        return self._tail.sum(axis=1) / np.maximum(self.enrolled_by(self.day - 1), 1)

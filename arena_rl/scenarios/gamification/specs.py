@@ -23,6 +23,7 @@ from arena_rl.core.signals import Signals
 from arena_rl.scenarios.gamification.economy import KNOBS
 from arena_rl.scenarios.gamification.metrics import METRICS
 from arena_rl.scenarios.specs import (
+    TAIL_DISCOUNT,
     Distribution,
     SpecError,
     dataclass_from,
@@ -31,6 +32,7 @@ from arena_rl.scenarios.specs import (
     positive_int,
     preset_path,
     read_yaml,
+    tail_discount,
 )
 
 if TYPE_CHECKING:
@@ -314,6 +316,9 @@ class GamificationScenario:
     interference: float = 0.0
     """Leaderboard interference between arms: 0 keeps arms independent."""
     guardrails: Mapping[str, Any] = field(default_factory=dict)
+    tail_discount: float = TAIL_DISCOUNT
+    """Daily discount of the value the arm's users create after the last day, added to its
+    objective (``docs/population.md``, "Value beyond the horizon"); 0 turns it off."""
 
     plugin = PLUGIN
     default_population = "default"
@@ -407,6 +412,7 @@ class GamificationScenario:
             objective=dataclass_from(Objective, data.get("objective"), f"{source}, objective"),
             interference=interference,
             guardrails=dict(data.get("guardrails") or {}),
+            tail_discount=tail_discount(data, source),
         )
         try:
             scenario.base_economy()  # validates the tenant economy now, not mid-run

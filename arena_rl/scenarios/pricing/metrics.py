@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from arena_rl.core.signals import OBJECTIVE, Signals, Summaries
+from arena_rl.core.signals import Signals, Summaries
 from arena_rl.core.stats import MeanSummary, RatioSummary
 
 if TYPE_CHECKING:
@@ -73,12 +73,17 @@ def summarise(model: Customers) -> Summaries:
         "RETENTION_RATE": _ratios(paying, c["paid_first"]),
         "ANNUAL_SHARE": _ratios(c["annual_first"], c["paid_first"]),
         "ARPPU": _means(paying, total * MONTH_DAYS, total_sq * MONTH_DAYS**2),
-        OBJECTIVE: _means(
-            enrolled,
-            model.value_total.sum(axis=1, dtype=np.float64),
-            np.einsum("ij,ij->i", model.value_total, model.value_total, dtype=np.float64),
-        ),
     }
+
+
+def objective_summary(model: Customers) -> list[MeanSummary]:
+    """Each arm's revenue per arrived prospect so far (tail included once credited)."""
+    total = model.value_total
+    return _means(
+        model.enrolled_by(model.day - 1),
+        total.sum(axis=1, dtype=np.float64),
+        np.einsum("ij,ij->i", total, total, dtype=np.float64),
+    )
 
 
 def signals(model: Customers, summaries: Summaries) -> list[Signals]:

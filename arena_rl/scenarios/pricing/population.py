@@ -24,6 +24,7 @@ import numpy as np
 
 from arena_rl.core.scenario import DayOutcome
 from arena_rl.core.signals import Signals, Summaries
+from arena_rl.core.stats import MeanSummary
 from arena_rl.scenarios.pricing import metrics
 from arena_rl.scenarios.pricing.knobs import (
     ANNUAL_DISCOUNT,
@@ -111,6 +112,8 @@ class Customers:
         twins: ground-truth mode: every arm gets the *same* prospects and the same draw for
             the same decision on the same day (common random numbers), so arms differ only by
             their offer.
+        tail_discount: daily discount of the revenue after the last day (the scenario's;
+            0: none is counted).
     """
 
     def __init__(
@@ -120,9 +123,11 @@ class Customers:
         seed: int | np.random.SeedSequence = 0,
         n_users: int | None = None,
         twins: bool = False,
+        tail_discount: float = 0.0,
     ) -> None:
         m = users_per_arm(spec.n_users if n_users is None else n_users, n_arms)
         self.spec, self.behaviour = spec, spec.behaviour
+        self.tail_discount = tail_discount
         self.n_arms, self.users_per_arm, self.twins = n_arms, m, twins
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         trait_seq, arrival_seq, day_seq = seq.spawn(3)
@@ -158,7 +163,8 @@ class Customers:
         """Revenue recognised per day from each customer, USD/day (0 unless paying)."""
         self.value_total = np.zeros(shape, F32)
         """Revenue recognised from each customer so far, USD: the objective, customer by
-        customer."""
+        customer (its tail value too, once credited)."""
+        self.tail_credited = False
         self.reference = self.traits["reference_price"].copy()
         """Reference price, USD/month: the market's until the first payment."""
         self.intro_left = np.zeros(shape, np.int8)
@@ -262,6 +268,10 @@ class Customers:
     def summarise(self) -> Summaries:
         """Per metric (``metrics.METRICS``, in order), one summary per arm."""
         return metrics.summarise(self)
+
+    def objective_summary(self) -> list[MeanSummary]:
+        """Each arm's revenue per arrived prospect so far, customer by customer."""
+        return metrics.objective_summary(self)
 
     def signals(self, summaries: Summaries) -> list[Signals]:
         """What a live agent sees of each arm (index 0 = control)."""
@@ -433,17 +443,9 @@ class Customers:
         current price; the intro price while intro months last), or pay it."""
         if not idx.size:
             return
-        b, f, tr = self.behaviour, self._flat, self._flat_traits
+        f = self._flat
         arm = idx // self.users_per_arm
-        annual = f["status"][idx] == ANNUAL
-        intro = (f["intro_left"][idx] > 0) & ~annual
-        price = np.where(annual, offer.annual_monthly[arm], offer.price[arm])
-        price = np.where(intro, price * f["intro_factor"][idx], price)
-        reference = f["reference"][idx]
-        loss = tr["loss_aversion"][idx] * np.maximum(price - reference, 0.0) / reference
-        log_h = b.wtp_churn * (price / tr["wtp"][idx] - 1.0) + b.loss_churn * loss
-        hazard = tr["churn_hazard"][idx] * np.exp(np.clip(log_h, -30.0, 10.0))
-        stay = self._uniform(idx, _RENEW) < np.exp(-MONTH_DAYS * hazard)
+        stay = self._uniform(idx, _RENEW) < np.exp(-MONTH_DAYS * self._hazard(offer, idx))
         cancelled, arm_c = idx[~stay], arm[~stay]
         f["status"][cancelled] = CHURNED
         f["alive"][cancelled] = 0.0
@@ -454,6 +456,47 @@ class Customers:
         self.counts["churned"] += lost
         today["churned"] += lost
         self._pay(offer, idx[stay], arm[stay], False, today, cash)
+
+    def _hazard(self, offer: _Offer, idx: np.ndarray) -> np.ndarray:
+        """Each subscriber's daily churn hazard at the price due at their next renewal."""
+        b, f, tr = self.behaviour, self._flat, self._flat_traits
+        arm = idx // self.users_per_arm
+        annual = f["status"][idx] == ANNUAL
+        intro = (f["intro_left"][idx] > 0) & ~annual
+        price = np.where(annual, offer.annual_monthly[arm], offer.price[arm])
+        price = np.where(intro, price * f["intro_factor"][idx], price)
+        reference = f["reference"][idx]
+        loss = tr["loss_aversion"][idx] * np.maximum(price - reference, 0.0) / reference
+        log_h = b.wtp_churn * (price / tr["wtp"][idx] - 1.0) + b.loss_churn * loss
+        return tr["churn_hazard"][idx] * np.exp(np.clip(log_h, -30.0, 10.0))
+
+    def tail_per_user(self) -> np.ndarray:
+        """(n_arms, users_per_arm) each customer's expected discounted revenue after the last
+        simulated day, if the offer stays as it is: a paying subscriber's recognised daily
+        revenue times ``Σₖ (γ·s)ᵏ = γs / (1 − γs)``, with γ the scenario's ``tail_discount``
+        and ``s`` the daily survival implied by their churn hazard at the price due at their
+        next renewal (``exp(−h)`` monthly, ``exp(−h·30/365)`` on an annual plan). Trials and
+        prospects count nothing (they have not paid yet); an intro price is carried on as it is."""
+        tail = np.zeros(self.rate.shape, F32)
+        gamma = self.tail_discount
+        paying = np.flatnonzero(self._flat["rate"] > 0)
+        if gamma == 0 or self._offer is None or not paying.size:
+            return tail
+        # a renewal cancels with probability 1 − exp(−30·h), once a month or once a year
+        period = np.where(self._flat["status"][paying] == ANNUAL, YEAR_DAYS, MONTH_DAYS)
+        kept = gamma * np.exp(-self._hazard(self._offer, paying) * MONTH_DAYS / period)
+        tail.reshape(-1)[paying] = self._flat["rate"][paying] * kept / (1.0 - kept)
+        return tail
+
+    def credit_tail(self) -> np.ndarray:
+        """At the horizon, once: add each customer's tail value (:meth:`tail_per_user`) to
+        their ``value_total``; returns (n_arms,) the tail per arrived prospect."""
+        if self.tail_credited:
+            raise RuntimeError("the tail was already credited: the horizon is reached once")
+        tail = self.tail_per_user()
+        self.value_total += tail
+        self.tail_credited = True
+        return tail.sum(axis=1, dtype=np.float64) / np.maximum(self.enrolled_by(self.day - 1), 1)
 
     def _pay(
         self,

@@ -23,6 +23,7 @@ from arena_rl.core.signals import Signals
 from arena_rl.scenarios.pricing.knobs import KNOBS
 from arena_rl.scenarios.pricing.metrics import HARM_METRIC, METRICS, OBJECTIVE_METRIC
 from arena_rl.scenarios.specs import (
+    TAIL_DISCOUNT,
     Distribution,
     SpecError,
     dataclass_from,
@@ -31,6 +32,7 @@ from arena_rl.scenarios.specs import (
     positive_int,
     preset_path,
     read_yaml,
+    tail_discount,
 )
 
 if TYPE_CHECKING:
@@ -287,6 +289,9 @@ class PricingScenario:
     economy: Mapping[str, float] = field(default_factory=dict)
     """This tenant's overrides of the knobs' defaults."""
     guardrails: Mapping[str, Any] = field(default_factory=dict)
+    tail_discount: float = TAIL_DISCOUNT
+    """Daily discount of the revenue subscribers bring after the last day, added to the
+    objective (``docs/scenarios/pricing.md``); 0 turns it off."""
 
     plugin = PLUGIN
     default_population = PLUGIN
@@ -322,7 +327,7 @@ class PricingScenario:
         """The vectorised customers (:class:`~arena_rl.scenarios.pricing.population.Customers`)."""
         from arena_rl.scenarios.pricing.population import Customers
 
-        return Customers(population, n_arms, seed, n_users, twins)
+        return Customers(population, n_arms, seed, n_users, twins, self.tail_discount)
 
     def isolated(self) -> PricingScenario:
         """Arms never share customers or prices: already isolated."""
@@ -382,4 +387,5 @@ class PricingScenario:
             decision_interval=interval,
             economy=clean,
             guardrails=dict(guardrails),
+            tail_discount=tail_discount(data, source),
         )
