@@ -28,6 +28,7 @@ from arena_rl.core.ground_truth import plan_value
 from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.scenarios import plugins, scenario_from_dict, target_of
+from arena_rl.scenarios.prior import PopulationPrior
 from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament.play import TournamentSpec
 
@@ -226,6 +227,10 @@ def dry_run(name: str, config: Mapping[str, Any], info: VariantInfo) -> None:
         raise ConfigError(f"agents.{name}: fails a dry run: {type(exc).__name__}: {exc}") from exc
 
 
+PRIOR_STREAM = 7
+"""Spawn key of the random stream that draws populations from a prior."""
+
+
 def _positive(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
@@ -306,6 +311,9 @@ def settings_from(cfg: DictConfig) -> Settings:
     scenario = scenario_from_dict(resolved["scenario"], source="scenario")
     population = scenario.population_from_dict(resolved["population"], source="population")
     days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
+    prior = population if isinstance(population, PopulationPrior) else None
+    if prior is not None:  # agents are checked on the preset the prior perturbs
+        population = prior.base
 
     for name, conf in agents.items():  # fail on bad hyperparameters now, not in a worker
         dry_run(name, conf, VariantInfo.of(name, population, scenario, days=days))
@@ -317,22 +325,37 @@ def settings_from(cfg: DictConfig) -> Settings:
     for lineup in lineups:
         if n_users < len(lineup) + 1:
             raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
-    seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
+    root = np.random.SeedSequence(resolved["seed"])
+    seeds = root.spawn(n_tournaments * len(lineups))
+    # one population per tournament, the same for each of its pairings: the preset, or a draw
+    # from the prior (its own stream, so drawing leaves every tournament's seed unchanged)
+    if prior is None:
+        populations = [population] * n_tournaments
+    else:
+        draws = np.random.SeedSequence([resolved["seed"], PRIOR_STREAM]).spawn(n_tournaments)
+        populations = [prior.draw(seq, k) for k, seq in enumerate(draws)]
     started = time.perf_counter()
-    best, cached = plan_value(population, scenario, days)
+    truths = {}
+    cached = True
+    for k, drawn in enumerate(populations):
+        if drawn.name not in truths:
+            if prior is not None:
+                print(f"ground truth of population {drawn.name} ({k + 1} of {n_tournaments})")
+            truths[drawn.name], hit = plan_value(drawn, scenario, days)
+            cached = cached and hit
     truth_s = time.perf_counter() - started
     specs = [
         TournamentSpec(
             index=i,
             seed=int(seq.generate_state(1)[0]),
             agents={name: agents[name] for name in lineup},
-            population=population,
+            population=populations[i // len(lineups)],
             scenario=scenario,
             n_users=n_users,
             days=days,
             pairing="ffa" if t["format"] == "ffa" else " vs ".join(lineup),
             decision_timeout_s=t["decision_timeout_s"],
-            plan_value=best,
+            plan_value=truths[populations[i // len(lineups)].name],
         )
         for i, (seq, lineup) in enumerate(
             zip(seeds, [lu for _ in range(n_tournaments) for lu in lineups], strict=True)

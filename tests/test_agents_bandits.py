@@ -94,11 +94,11 @@ def test_arm_economies_scale_the_base_and_round_caps() -> None:
 
 
 def test_arms_default_to_the_scenarios_default_set() -> None:
-    """``arms: null`` on gamification is the four arms the configs used to list, in order."""
+    """``arms: null`` on gamification is the scenario's default arm set, in order."""
     scenario = load_scenario()
     agent = UCB1()
     agent.reset(info(), np.random.default_rng(0))
-    assert agent.arm_names_ == ["retention", "balanced", "frugal", "lean"]
+    assert agent.arm_names_ == ["retention", "balanced", "frugal", "lean", "reports"]
     assert agent.targets_ == list(arm_economies(BASE, ARM_SETS["default"], KNOBS).values())
     assert resolve_arms("default", scenario, BASE) == resolve_arms(None, scenario, BASE)
 

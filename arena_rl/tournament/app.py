@@ -49,7 +49,10 @@ class Split:
 def run(settings: Settings, out_dir: Path, split: Split) -> int:
     """Run every planned tournament, print the leaderboard, log to MLflow; the exit code."""
     truth = "from the cache" if settings.truth_cached else "searched, now cached"
-    print(f"ground truth: the best plan's value {settings.specs[0].plan_value:.3f} ({truth})")
+    values = sorted({s.plan_value for s in settings.specs if s.plan_value is not None})
+    shown = f"{values[0]:.3f}" if len(values) == 1 else f"{values[0]:.3f} to {values[-1]:.3f}"
+    print(f"ground truth: the best plan's value {shown} ({truth})")
+    print(measured_on(settings))
     in_process = settings.num_workers == 0
     try:
         runner.ResultStore(out_dir).claim(settings.specs)  # before Ray: a stale directory
@@ -77,6 +80,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
         records = ratings.standings_records(standings)
         (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
         print(ratings.format_leaderboard(standings))
+        print(measured_on(settings))
         usage = ratings.format_usage(outcome.results)
         if usage:
             print(f"\n{usage}")
@@ -100,8 +104,13 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
             },
             results=outcome.results,
             standings=records,
-            tags={"git_commit": tracking.git_commit(), "root_seed": str(settings.seed)},
+            tags={
+                "git_commit": tracking.git_commit(),
+                "root_seed": str(settings.seed),
+                "populations": measured_on(settings),
+            },
             out_dir=out_dir,
+            populations={s.population.name: s.population for s in settings.specs},
             status=status,
             reason=reason,
         )
@@ -131,7 +140,20 @@ def run_name(settings: Settings, out_dir: Path) -> str:
     """What ran, for the MLflow parent run: agents, scenario, population, output folder."""
     spec = settings.specs[0]
     agents = ",".join(settings.agents)
-    return f"{agents} · {spec.scenario.name}/{spec.population.name} · {out_dir.name}"
+    population = spec.population.name.split("/")[0]  # a prior's draws are <prior>/<k>
+    return f"{agents} · {spec.scenario.name}/{population} · {out_dir.name}"
+
+
+def measured_on(settings: Settings) -> str:
+    """Which populations the results were measured on, in one line."""
+    names = list(dict.fromkeys(s.population.name for s in settings.specs))
+    if len(names) == 1 and "/" not in names[0]:
+        return f"population: {names[0]}"
+    prior = names[0].split("/")[0]
+    return (
+        f"populations: {len(names)} drawn from the prior {prior!r} ({names[0]} to {names[-1]}; "
+        "each one's spec is in populations.json)"
+    )
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -101,6 +102,7 @@ def log_tournament_run(
     out_dir: Path,
     status: str = "FINISHED",
     reason: str = "",
+    populations: Mapping[str, Any] | None = None,
 ) -> str:
     """Write the run's files to ``out_dir`` and log parent and child runs; return the parent id.
 
@@ -121,6 +123,8 @@ def log_tournament_run(
         status: how the run ended: "FINISHED", "FAILED" (some or all tournaments failed) or
             "KILLED" (interrupted); every run is terminated with it.
         reason: why it did not finish, as the runs' ``status_reason`` tag.
+        populations: name -> the population (preset dataclass) tournaments were played on;
+            written as ``populations.json``.
 
     Raises:
         MlflowException: when the store refuses; runs created so far are marked FAILED.
@@ -129,6 +133,11 @@ def log_tournament_run(
     ordered = sorted(results, key=lambda r: r.index)
     records = [as_record(s) for s in standings]
     files = write_run_files(out_dir, config=config, results=ordered, standings=records)
+    if populations:
+        path = out_dir / "populations.json"
+        plain = {name: dataclasses.asdict(spec) for name, spec in populations.items()}
+        path.write_text(json.dumps(plain, indent=1, default=repr) + "\n")
+        files.append(path)
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
     experiment_id = _experiment_id(client, experiment, _artifact_root(uri))

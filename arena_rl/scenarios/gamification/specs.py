@@ -22,6 +22,7 @@ from arena_rl.core.scenario import Arms
 from arena_rl.core.signals import Signals
 from arena_rl.scenarios.gamification.economy import KNOBS
 from arena_rl.scenarios.gamification.metrics import METRICS
+from arena_rl.scenarios.prior import PopulationPrior, prior_from_dict
 from arena_rl.scenarios.specs import (
     TAIL_DISCOUNT,
     Distribution,
@@ -148,8 +149,11 @@ POSITIVE_FIELDS = frozenset(
 """Behaviour constants that divide: zero is as invalid as negative."""
 
 
-def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PopulationSpec:
-    """Validate a population preset given as a mapping (as read from YAML)."""
+def population_from_dict(
+    data: Mapping[str, Any], source: str = "<dict>"
+) -> PopulationSpec | PopulationPrior:
+    """Validate a population preset given as a mapping (as read from YAML), or a prior over
+    presets (a mapping with a ``prior:`` block, :mod:`arena_rl.scenarios.prior`)."""
     where = f"{source}"
     allowed = {"name", "n_users", "initial_share", "enrol_days", "segments", "behaviour",
                "assignment", "scenario"}  # fmt: skip
@@ -159,6 +163,8 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
             f"{where}: a population of the {plugin!r} scenario, not of {PLUGIN!r}; choose a "
             f"{PLUGIN} preset"
         )
+    if "prior" in data:  # a distribution over presets: one is drawn per tournament
+        return prior_from_dict(data, load_population, where, POSITIVE_FIELDS)
     unknown = set(data) - allowed
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(allowed)}")
@@ -218,7 +224,10 @@ def population_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Pop
 def load_population(name_or_path: str | Path = "default") -> PopulationSpec:
     """Load a preset by name (``conf/population/<name>.yaml``) or from a YAML path."""
     path = preset_path(name_or_path, "population")
-    return population_from_dict(read_yaml(path), source=str(path))
+    spec = population_from_dict(read_yaml(path), source=str(path))
+    if isinstance(spec, PopulationPrior):
+        raise SpecError(f"{path}: a prior over populations, not one preset (draw from it)")
+    return spec
 
 
 ARM_SETS: Mapping[str, Arms] = MappingProxyType(
@@ -247,6 +256,15 @@ ARM_SETS: Mapping[str, Arms] = MappingProxyType(
                 "statusReportXp": 2.0,
                 "feedbackDailyCap": 0.3,
             },
+            # all of it on reports: nothing for showing up, reports paid several times over
+            "reports": {
+                "photoXp": 0.0,
+                "firstScanOfDayXp": 0.0,
+                "streakBonusPerDay": 0.0,
+                "issueReportXp": 3.5,
+                "statusReportXp": 3.5,
+                "feedbackDailyCap": 0.5,
+            },
         }
     }
 )
@@ -254,15 +272,19 @@ ARM_SETS: Mapping[str, Arms] = MappingProxyType(
 
 SEARCH_BOX: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
-        "firstScanOfDayXp": (0.1, 1.25),
-        "streakBonusPerDay": (0.1, 1.25),
+        "firstScanOfDayXp": (0.0, 1.25),
+        "streakBonusPerDay": (0.0, 1.25),
         "streakBonusCap": (0.2, 1.25),
-        "photoXp": (0.1, 1.25),
+        "photoXp": (0.0, 1.25),
         "feedbackDailyCap": (0.2, 1.25),
+        "issueReportXp": (0.5, 5.0),
+        "statusReportXp": (0.5, 5.0),
     }
 )
 """Multiplier bounds of the base economy for searching strategies: the XP paid for showing up
-rather than for useful work, from a tenth of the base to a quarter more."""
+rather than for useful work, from none to a quarter more, and the XP for reports, from half to
+five times the base. Sized on the optima of populations drawn from ``population=prior``
+(``scripts/reach.py``): they zero the showing-up XP and pay reports 2.5-4.5 times the base."""
 
 LEVERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -334,7 +356,9 @@ class GamificationScenario:
         """Global defaults overridden by this scenario's (tenant's) economy."""
         return KNOBS.resolve(self.economy, where=f"scenario {self.name!r} economy")
 
-    def population_from_dict(self, data: Mapping[str, Any], source: str) -> PopulationSpec:
+    def population_from_dict(
+        self, data: Mapping[str, Any], source: str
+    ) -> PopulationSpec | PopulationPrior:
         return population_from_dict(data, source)
 
     def load_population(self, name_or_path: str | Path) -> PopulationSpec:
