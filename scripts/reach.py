@@ -66,7 +66,7 @@ def main() -> None:
         "--box-floor", type=float, default=None, help="replace the box's low multipliers"
     )
     parser.add_argument(
-        "--box", type=json.loads, default=None, help='another box, e.g. \'{"scanXp": [0.5, 2]}\''
+        "--box", type=json.loads, default=None, help="another box, e.g. '{\"scanXp\": [0.5, 2]}'"
     )
     args = parser.parse_args()
 
