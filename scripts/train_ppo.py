@@ -3,11 +3,14 @@
 Usage: ``python scripts/train_ppo.py [--total-steps 200000] [--seed 1] [--out PATH]``
 
 One PPO arm plays against control in :func:`arena_rl.gym_env`; the reward is the env's reward
-(the arm's objective that day, per enrolled user) and the observation is turned into
-:func:`agents.ppo.policy_features`, the function the agent itself uses. Episodes draw their
-population from ``--populations`` (repeat a name to weight it) and their seed from a
-SeedSequence of ``--seed``, always >= 1,000,000, so evaluation seeds (0-19) stay unseen. At the
-end the policy is saved and played against ``random`` on ``--eval-seeds``.
+(the arm's objective that day, per enrolled user; the last day's carries the value after the
+horizon) and the observation is turned into :func:`agents.ppo.policy_features`, the function
+the agent itself uses. Episodes draw their population from ``--populations`` (repeat a name to
+weight it; a prior such as ``prior`` gives every episode a fresh population drawn from it) and
+their seed from a SeedSequence of ``--seed``, always >= 1,000,000, so evaluation seeds (0-19)
+stay unseen. At the end the policy is saved and played against ``random`` on ``--eval-seeds``
+for each of ``--eval-populations`` (on a prior: populations drawn from a held-out stream),
+with PPO's regret against the ground-truth plan.
 
 Deterministic: the same arguments give the same weights, bit for bit, on the same CPU (torch
 runs on one thread; its RNG is seeded from ``--seed``). The shipped checkpoint
@@ -37,13 +40,20 @@ from agents.ppo import (
 )
 from agents.random_agent import RandomAgent
 from arena_rl.agent import Agent
+from arena_rl.core.ground_truth import plan_value
 from arena_rl.envs.parallel import ObservationLayout
 from arena_rl.experiment import run_experiment
 from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import ECONOMY_KEYS
-from arena_rl.scenarios.gamification.specs import PopulationSpec, load_population
+from arena_rl.scenarios.gamification.specs import PopulationSpec, population_from_dict
+from arena_rl.scenarios.prior import PopulationPrior
+from arena_rl.scenarios.specs import preset_path, read_yaml
 
-LAYOUT = ObservationLayout.of(load_scenario("default"))
+SCENARIO = load_scenario()
+HELD_OUT_STREAM = 99
+"""Spawn key of the draws evaluation plays on (training draws come from other streams)."""
+
+LAYOUT = ObservationLayout.of(SCENARIO)
 """The observation layout PPO is trained on: the gamification scenario's."""
 TRAIN_SEED_OFFSET = 1_000_000
 """Training episodes use seeds at or above this; evaluation uses small seeds."""
@@ -58,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--populations", nargs="+", default=["default", "default", "farmers", "casual"])
     p.add_argument("--eval-seeds", type=int, nargs="*", default=list(range(20)))
     p.add_argument("--eval-n-users", type=int, default=6000, help="users over three arms")
+    p.add_argument("--eval-days", type=int, default=None, help="default: the scenario's")
+    p.add_argument("--eval-populations", nargs="+", default=["default"],
+                   help="presets or priors to evaluate on (a prior: held-out draws)")  # fmt: skip
     # what the policy controls
     p.add_argument("--keys", nargs="+", default=list(ECONOMY_KEYS))
     p.add_argument("--step-pct", type=float, default=30.0, help="largest move a day, %%")
@@ -85,19 +98,25 @@ class EpisodeStream:
     def __init__(
         self,
         args: argparse.Namespace,
-        specs: dict[str, PopulationSpec],
+        specs: dict[str, PopulationSpec | PopulationPrior],
         seed: np.random.SeedSequence,
     ) -> None:
         self.rng = np.random.default_rng(seed)
-        self.populations = args.populations
+        self.populations, self.specs, self.n_users = args.populations, specs, args.n_users
         self.envs = {
             name: arena_rl.gym_env(population=spec, n_users=args.n_users)
             for name, spec in specs.items()
+            if not isinstance(spec, PopulationPrior)
         }
-        self.episode_return = 0.0
+        self.episode_return, self.episodes = 0.0, 0
 
     def reset(self) -> np.ndarray:
-        self.env = self.envs[self.populations[self.rng.integers(len(self.populations))]]
+        name = self.populations[self.rng.integers(len(self.populations))]
+        if isinstance(self.specs[name], PopulationPrior):  # a fresh population every episode
+            drawn = self.specs[name].draw(int(self.rng.integers(2**31)), self.episodes)
+            self.envs[name] = arena_rl.gym_env(population=drawn, n_users=self.n_users)
+        self.env = self.envs[name]
+        self.episodes += 1
         obs, _ = self.env.reset(seed=int(self.rng.integers(TRAIN_SEED_OFFSET, 2**31)))
         self.obs = obs
         return obs
@@ -122,7 +141,7 @@ def train(args: argparse.Namespace) -> ActorCritic:
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)  # bit-reproducible, and fastest for a network this small
     seeds = np.random.SeedSequence(args.seed).spawn(args.num_envs)
-    specs = {name: load_population(name) for name in dict.fromkeys(args.populations)}
+    specs = {name: population_or_prior(name) for name in dict.fromkeys(args.populations)}
     streams = [EpisodeStream(args, specs, s) for s in seeds]
     for stream in streams:
         stream.reset()
@@ -228,17 +247,35 @@ def train(args: argparse.Namespace) -> ActorCritic:
     return agent
 
 
-def evaluate(checkpoint: Path, seeds: list[int], n_users: int) -> None:
-    """PPO vs random vs control on held-out seeds: mean lifts and a paired one-sided t-test."""
-    lifts = []
+def population_or_prior(name: str) -> PopulationSpec | PopulationPrior:
+    """A preset, or a prior over presets (a population file with a ``prior:`` block)."""
+    return population_from_dict(read_yaml(preset_path(name, "population")), name)
+
+
+def evaluate(
+    checkpoint: Path, seeds: list[int], n_users: int, population: str, days: int | None
+) -> None:
+    """PPO vs random vs control on held-out seeds: mean lifts, PPO's regret against the
+    ground-truth plan, and a paired one-sided t-test. On a prior, each seed plays a population
+    drawn from a held-out stream (training draws come from the training seeds' streams)."""
+    source = population_or_prior(population)
+    lifts, regrets = [], []
     for seed in seeds:
+        spec = source
+        if isinstance(source, PopulationPrior):
+            spec = source.draw(np.random.SeedSequence([seed, HELD_OUT_STREAM]), seed)
+        assert isinstance(spec, PopulationSpec)
         agents: dict[str, Agent] = {"ppo": PPOAgent(str(checkpoint)), "random": RandomAgent()}
-        result = run_experiment(agents, seed=seed, n_users=n_users)
+        days = days or SCENARIO.days
+        result = run_experiment(agents, seed=seed, n_users=n_users, population=spec, days=days)
+        best, _ = plan_value(spec, SCENARIO, days)
         lifts.append((result.lift("ppo"), result.lift("random")))
+        regrets.append(best - result.objective["ppo"])
     ppo, rnd = np.asarray(lifts).T
     print(
-        f"eval on {len(seeds)} seeds: lift vs control  ppo {ppo.mean():+.3f} ± {ppo.std():.3f}  "
-        f"random {rnd.mean():+.3f} ± {rnd.std():.3f}  ppo - random {np.mean(ppo - rnd):+.3f}"
+        f"eval on {population}, {len(seeds)} seeds: lift vs control  ppo {ppo.mean():+.3f} ± "
+        f"{ppo.std():.3f}  random {rnd.mean():+.3f} ± {rnd.std():.3f}  ppo - random "
+        f"{np.mean(ppo - rnd):+.3f}  ppo regret {np.mean(regrets):.2f} ± {np.std(regrets):.2f}"
     )
     if len(seeds) > 1:
         p = ttest_rel(ppo, rnd, alternative="greater").pvalue
@@ -259,7 +296,8 @@ def main() -> None:
     save_checkpoint(args.out, agent, meta)
     print(f"saved {args.out} after {time.perf_counter() - start:.0f} s")
     if args.eval_seeds:
-        evaluate(args.out, args.eval_seeds, args.eval_n_users)
+        for population in args.eval_populations:
+            evaluate(args.out, args.eval_seeds, args.eval_n_users, population, args.eval_days)
 
 
 if __name__ == "__main__":

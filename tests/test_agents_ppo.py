@@ -166,11 +166,14 @@ def test_checkpoint_for_other_features_is_refused(tmp_path: Path) -> None:
 def test_train_script_with_a_tiny_budget_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "tiny.pt"
     command = [sys.executable, "scripts/train_ppo.py", "--total-steps", "2000", "--seed", "3",
-               "--out", str(out), "--eval-seeds", "0", "--eval-n-users", "1500"]  # fmt: skip
+               "--out", str(out), "--eval-seeds", "0", "--eval-n-users", "1500",
+               "--populations", "default", "prior", "--eval-populations", "default", "prior",
+               "--eval-days", "7"]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "episodes" in done.stdout and "eval on 1 seeds" in done.stdout
+    assert "episodes" in done.stdout and "ppo regret" in done.stdout
+    assert "eval on default, 1 seeds" in done.stdout and "eval on prior, 1 seeds" in done.stdout
     agent = PPOAgent(checkpoint=str(out))
     result = run_experiment({"ppo": agent}, seed=0, **SMALL)
     assert result.faults["ppo"] == [] and requests(result, "ppo")

@@ -11,12 +11,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_experiment import good_arm
 
 from agents.common import BaseAgent
 from agents.random_agent import RandomAgent
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailResult
 from arena_rl.core.signals import Signals
-from arena_rl.experiment import ExperimentResult, run_experiment
+from arena_rl.experiment import run_experiment
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY
 
 SMALL = {"n_users": 600, "days": 4}
@@ -87,16 +88,6 @@ scripts = st.fixed_dictionaries(
         "notes": st.just(RAISE) | junk,
     }
 )
-
-
-def good_arm(result: ExperimentResult) -> tuple[float, list[float], list[dict[str, object]]]:
-    # decision ids number every arm's decisions together: the neighbour's shift them
-    audit = [
-        {k: v for k, v in a.items() if k != "decision_id"}
-        for a in result.audit
-        if a["variant"] == "good"
-    ]
-    return result.objective["good"], list(result.daily_value["good"]), audit
 
 
 REFERENCE = run_experiment({"bad": Holds(), "good": RandomAgent()}, seed=5, **SMALL)
