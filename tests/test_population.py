@@ -344,9 +344,19 @@ def _typical_utility(pop: Population) -> np.ndarray:
     return pop._response.typical_utility[:, 0].copy()
 
 
+FAST_NOVELTY = dataclasses.replace(
+    SPECS["default"],
+    behaviour=dataclasses.replace(
+        SPECS["default"].behaviour, novelty_gain=2.0, novelty_halflife_days=3.0
+    ),
+)
+"""The novelty mechanism strong and fast, so it plays out within a test (the default's is weak
+and lasts weeks, as calibrated in docs/calibration.md)."""
+
+
 def test_novelty_jumps_on_a_raise_then_decays() -> None:
-    b = SPECS["default"].behaviour
-    pop = _twins(2, users_per_arm=500)
+    b = FAST_NOVELTY.behaviour
+    pop = _twins(2, users_per_arm=500, preset=FAST_NOVELTY)
     history, typical = [], []
     for t in range(20):
         _run(pop, [_economy(), _scaled(1.3) if t >= 5 else _economy()], 1)
@@ -377,10 +387,10 @@ def test_a_cut_brings_no_novelty_and_a_change_nobody_gains_from_neither() -> Non
 def test_novelty_habituates_under_constant_changes() -> None:
     # arm 1 flips between two economies every day; arm 2 changes once. Each new raise of arm 1
     # buys a smaller boost than the one before, and far less than a single fresh change
-    pop = _twins(3, users_per_arm=500)
+    pop = _twins(3, users_per_arm=500, preset=FAST_NOVELTY)
     boosts = []
     for t in range(20):
-        before = pop.novelty[1, 0] * 0.5 ** (1 / SPECS["default"].behaviour.novelty_halflife_days)
+        before = pop.novelty[1, 0] * 0.5 ** (1 / FAST_NOVELTY.behaviour.novelty_halflife_days)
         arm1 = _scaled(1.2) if t % 2 else _economy()
         _run(pop, [_economy(), arm1, _scaled(1.2) if t >= 1 else _economy()], 1)
         if t % 2:

@@ -243,7 +243,7 @@ EFFECTS: tuple[Effect, ...] = (
         0.62,
         "g = 0.25 [0.04, 0.46] behavioural; d = 0.48 [0.33, 0.62]",
         "Sailer & Homner 2020; Kim & Castelli 2021",
-        OUTSIDE,
+        INSIDE,
         gamification_lift,
     ),
     Effect(
@@ -276,7 +276,7 @@ EFFECTS: tuple[Effect, ...] = (
         math.inf,
         "loss-framed beats gain-framed (0.16 vs 0.05; gain n.s.)",
         "Patel et al. 2016",
-        OUTSIDE,
+        INSIDE,
         streak_framing,
     ),
     Effect(
@@ -298,7 +298,7 @@ EFFECTS: tuple[Effect, ...] = (
         1.3,
         "effect held ~4 weeks, then declined (one 14-week study)",
         "Rodrigues et al. 2022; Koivisto & Hamari 2014",
-        OUTSIDE,
+        INSIDE,
         novelty_decay,
     ),
     Effect(

@@ -89,15 +89,15 @@ TRAIT_BOUNDS: dict[str, tuple[float, float]] = {
 class Behaviour:
     """Population-wide mechanism constants (see docs/population.md for each equation)."""
 
-    xp_scale: float = 60.0
+    xp_scale: float = 90.0
     gain_loss_weight: float = 1.0
     reference_rate: float = 0.15
-    novelty_gain: float = 2.0
-    novelty_halflife_days: float = 3.0
+    novelty_gain: float = 0.25
+    novelty_halflife_days: float = 14.0
     novelty_habituation: float = 20.0
     habituation_halflife_days: float = 14.0
     intrinsic_recovery: float = 0.1
-    crowding_threshold: float = 1.0
+    crowding_threshold: float = 0.8
     habit_days: float = 14.0
     photo_rate: float = 0.15
     photo_elasticity: float = 0.5
