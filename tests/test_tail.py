@@ -49,8 +49,8 @@ def test_gamification_tail_matches_the_simulation_carried_on() -> None:
     """A lean and the default economy within 10 %. An economy with every XP 1.5× is over the
     XP budget at the horizon: its tail is a small difference of large value and overspend, so
     it is held to 3 units of objective (about a tenth of the default's tail) and to its sign.
-    It needs the overspend projected day by day: frozen at the horizon's rate, its tail would
-    be about −8 instead of +4.7."""
+    It needs the overspend projected day by day, because the XP of a shrinking cohort falls
+    under the budget in time."""
     tail, simulated = carried_on(load_scenario(), [LEAN, DEFAULT_ECONOMY, RICH], 8000)
     assert (simulated > 0).all() and tail[2] > 0
     np.testing.assert_allclose(tail[:2], simulated[:2], rtol=0.10)
