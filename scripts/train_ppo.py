@@ -14,7 +14,9 @@ with PPO's regret against the ground-truth plan.
 
 Deterministic: the same arguments give the same weights, bit for bit, on the same CPU (torch
 runs on one thread; its RNG is seeded from ``--seed``). The shipped checkpoint
-``agents/checkpoints/ppo_default.pt`` is this script's output with default arguments.
+``agents/checkpoints/ppo_default.pt`` is this script's output with default arguments on the
+population before its recalibration and before the value after the horizon; retrained now it
+comes out weaker (docs/agents.md), so the older one is kept.
 """
 
 from __future__ import annotations
