@@ -4,8 +4,10 @@ the errors a user meets before a tournament starts."""
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,27 @@ def test_cache_is_shared_safely_by_concurrent_processes(tmp_path: Path) -> None:
     assert len(cache) == 600
     hit = cache.get("k42")
     assert hit is not None and hit.text == "answer 42" and hit.prompt_tokens == 42
+
+
+def test_cache_opened_on_one_thread_serves_any_other(tmp_path: Path) -> None:
+    """An agent's decisions run on its tournament's sandbox thread, a new one per tournament,
+    while the process keeps one cache: the connection must not be tied to its first thread
+    (SQLite's default refuses, and every later decision of the agent failed)."""
+    cache = ResponseCache(tmp_path / "threads.sqlite")
+    cache.put("k0", CachedAnswer("first", 1, 1, 0.1))  # opened on this thread
+
+    def worker(w: int) -> None:
+        for i in range(50):
+            cache.put(f"w{w}-{i}", CachedAnswer(str(i), i, i, 0.0))
+            assert cache.get(f"w{w}-{i}") is not None
+
+    with ThreadPoolExecutor(4) as pool:  # several threads at once: the lock serialises them
+        list(pool.map(worker, range(4)))
+    assert len(cache) == 201
+    hit = cache.get("k0")
+    assert hit is not None and hit.text == "first"
+    copy = pickle.loads(pickle.dumps(cache))  # into another process: a fresh lock, no connection
+    assert len(copy) == 201
 
 
 def test_default_cache_path_follows_the_environment(monkeypatch, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,17 @@ class ResponseCache:
         self.path = Path(path).expanduser().resolve()
         self.timeout_s = timeout_s
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
+        """The process's connection, opened on first use. Any thread may use it (one at a time,
+        under the lock): an agent's decisions run on the thread of whichever tournament's
+        sandbox asks, not on the one that opened it."""
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
@@ -73,32 +80,37 @@ class ResponseCache:
             self._conn = conn
         return self._conn
 
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        with self._lock:
+            return self._connection().execute(sql, args).fetchone()
+
     def get(self, key: str) -> CachedAnswer | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT text, prompt_tokens, completion_tokens, latency_s FROM answers WHERE key=?",
-                (key,),
-            )
-            .fetchone()
+        row = self._query(
+            "SELECT text, prompt_tokens, completion_tokens, latency_s FROM answers WHERE key=?",
+            (key,),
         )
         return None if row is None else CachedAnswer(row[0], int(row[1]), int(row[2]), row[3])
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store an answer; the first writer of a key wins (both answered the same request)."""
-        self._connection().execute(
+        self._query(
             "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?)",
             (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.latency_s),
         )
 
     def __len__(self) -> int:
-        return int(self._connection().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM answers")[0])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # a connection cannot cross processes; each process opens its own
+        # a connection (and a lock) cannot cross processes; each process opens its own
         return {"path": self.path, "timeout_s": self.timeout_s, "_conn": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
