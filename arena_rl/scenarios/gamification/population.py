@@ -201,9 +201,10 @@ class Population:
             setattr(self, name, np.zeros(shape, F32))
         self.intrinsic_now[:] = self.traits["intrinsic"]
         self.recent = np.zeros(shape, np.uint8)  # activity bits of the last 8 days
-        zeros = np.zeros(shape)
+        zeros = np.zeros(shape, F32)
         self._weeks = ((0, zeros, zeros), (0, zeros, zeros))
-        """(day, gross value, XP) cumulative per user at the last two multiples of seven days."""
+        """(day, gross value, XP) cumulative per user at the last two multiples of seven days
+        (float32, like the state)."""
         self._tail: np.ndarray | None = None
         """Each enrolled user's tail value, once credited at the horizon."""
         self.day = 0
@@ -287,10 +288,12 @@ class Population:
         return metrics.signals(self, summaries)
 
     def state_nbytes(self) -> int:
-        """Bytes held per user array: traits, state, cached economy response and scratch."""
+        """Bytes held per user array: traits, state, the weekly snapshots the tail value reads,
+        cached economy response and scratch."""
         arrays = [*self.traits.values(), self.recent, self.segment, self.enrol_day]
         arrays += [getattr(self, f) for f in STATE_FIELDS]
         arrays += [*self._scratch.values()]
+        arrays += [self._weeks[0][1], self._weeks[0][2], self._weeks[1][1], self._weeks[1][2]]
         if self._response is not None:
             arrays += [v for v in vars(self._response).values() if isinstance(v, np.ndarray)]
         return sum(a.nbytes for a in arrays if a.shape and a.shape[-1] == self.users_per_arm)
@@ -665,7 +668,8 @@ class Population:
             np.multiply(xp, overspend_per_xp[:, None].astype(F32), out=f2)
             self.overspend_total[:, u] += f2
         if self.day % RATE_WINDOW_DAYS == 0:  # self.day is already the next day's index
-            self._weeks = (self._weeks[-1], (self.day, self._gross(), self.xp_total.copy()))
+            gross = self._gross().astype(F32)
+            self._weeks = (self._weeks[-1], (self.day, gross, self.xp_total.copy()))
 
     def _gross(self) -> np.ndarray:
         """(n_arms, users_per_arm) each user's value so far before XP costs, float64."""
@@ -700,8 +704,8 @@ class Population:
         if gamma == 0 or t == 0:
             return np.zeros((self.n_arms, n))
         u = slice(None, n)
-        since, gross_then, xp_then = self._weeks[0] if t - self._weeks[1][0] < RATE_WINDOW_DAYS \
-            else self._weeks[1]  # fmt: skip
+        older, newer = self._weeks  # the latest snapshot a whole week or more before today
+        since, gross_then, xp_then = newer if t - newer[0] >= RATE_WINDOW_DAYS else older
         days = np.clip(t - np.maximum(self.enrol_day[:, u], since), 1, None)
         alive = self.alive[:, u]
         p_active = self._scratch["p_active"][:, u]  # the last day's, 0 for users gone
