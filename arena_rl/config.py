@@ -325,8 +325,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     for lineup in lineups:
         if n_users < len(lineup) + 1:
             raise ConfigError(f"population.n_users={n_users} is too few for {len(lineup) + 1} arms")
-    root = np.random.SeedSequence(resolved["seed"])
-    seeds = root.spawn(n_tournaments * len(lineups))
+    seeds = np.random.SeedSequence(resolved["seed"]).spawn(n_tournaments * len(lineups))
     # one population per tournament, the same for each of its pairings: the preset, or a draw
     # from the prior (its own stream, so drawing leaves every tournament's seed unchanged)
     if prior is None:

@@ -261,6 +261,7 @@ def evaluate(
     ground-truth plan, and a paired one-sided t-test. On a prior, each seed plays a population
     drawn from a held-out stream (training draws come from the training seeds' streams)."""
     source = population_or_prior(population)
+    days = days or SCENARIO.days
     lifts, regrets = [], []
     for seed in seeds:
         spec = source
@@ -268,7 +269,6 @@ def evaluate(
             spec = source.draw(np.random.SeedSequence([seed, HELD_OUT_STREAM]), seed)
         assert isinstance(spec, PopulationSpec)
         agents: dict[str, Agent] = {"ppo": PPOAgent(str(checkpoint)), "random": RandomAgent()}
-        days = days or SCENARIO.days
         result = run_experiment(agents, seed=seed, n_users=n_users, population=spec, days=days)
         best, _ = plan_value(spec, SCENARIO, days)
         lifts.append((result.lift("ppo"), result.lift("random")))

@@ -357,7 +357,9 @@ class Population:
         xp = self._xp_awarded(d, active, counted, feedback, scans, done)
         self._adapt_reference(d, utility)
         self._record(d, active, scans, xp, feedback, useful, done)
-        return self._outcome(d, active, counted, useful, scans, xp)
+        outcome = self._outcome(d, active, counted, useful, scans, xp)
+        self._keep_week()
+        return outcome
 
     # ---- the phases of one day, in order ------------------------------------------------------
     # Hot path: every operation writes into preallocated scratch, sliced to the enrolled prefix
@@ -667,7 +669,11 @@ class Population:
         if overspend_per_xp.any():
             np.multiply(xp, overspend_per_xp[:, None].astype(F32), out=f2)
             self.overspend_total[:, u] += f2
-        if self.day % RATE_WINDOW_DAYS == 0:  # self.day is already the next day's index
+
+    def _keep_week(self) -> None:
+        """At every seventh day, keep each user's cumulative gross value and XP: the tail value
+        reads their rates over the last whole week from the two latest snapshots."""
+        if self.day % RATE_WINDOW_DAYS == 0:
             gross = self._gross().astype(F32)
             self._weeks = (self._weeks[-1], (self.day, gross, self.xp_total.copy()))
 
