@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from arena_rl.core.guardrails import AuditEntry, ConfigUpdate
+from arena_rl.core.guardrails import AllowedActions, AuditEntry, ConfigUpdate
 from arena_rl.core.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class DecisionMade:
     probability: float
     """The probability with which it chose this action (1.0 if deterministic)."""
     seconds: float
+    allowed: AllowedActions
+    """What the guardrails would have accepted at that moment."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,23 @@ class UserDay:
 
     day: int
     arms: tuple[str, ...]
+    users_per_arm: int
+    """Every arm's size, enrolled or not yet (``user`` indexes into it)."""
     columns: Mapping[str, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.columns["user"])
+
+
+@dataclass(frozen=True)
+class UserEventType:
+    """One kind of user-level event and how it reads off a :class:`UserDay`: it happened to a
+    user on a day where ``column`` is true, or above 0 for a number, and then ``value`` (when
+    set) says what that number is (e.g. "scans that day"). A scenario lists its kinds."""
+
+    name: str
+    column: str
+    value: str | None = None
 
 
 Event = DayClosed | UpdateResolved | BreakerTripped | BreakerRecovered | DecisionMade | UserDay

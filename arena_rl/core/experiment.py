@@ -135,8 +135,9 @@ class ExperimentCore:
         does not)."""
         if self.events.active:
             config = self.config(arm)
+            allowed = self.guardrails.allowed(arm, float(self.day))
             event = DecisionMade(
-                self.day, arm, agent, observation, config, action, probability, seconds
+                self.day, arm, agent, observation, config, action, probability, seconds, allowed
             )
             self.events.publish(event)
 
@@ -163,7 +164,8 @@ class ExperimentCore:
             self.objective[arm] += float(value)
         self._publish_audit()  # today's breaker trips, before the day's close
         if alive_before is not None:
-            self.events.publish(UserDay(outcome.day, self.arms, pop.user_day(alive_before)))
+            columns = pop.user_day(alive_before)
+            self.events.publish(UserDay(outcome.day, self.arms, pop.alive.shape[1], columns))
         if self.events.active:
             self._publish_day(outcome, economies)
         self.events.flush()

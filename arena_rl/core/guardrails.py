@@ -209,6 +209,16 @@ class AuditEntry:
         }
 
 
+@dataclass(frozen=True)
+class AllowedActions:
+    """What the guardrails would accept from a variant at one moment (a decision point)."""
+
+    refusal: str | None
+    """The rejection code any update would get now; None: an update would be screened in."""
+    ranges: dict[str, tuple[float, float]]
+    """Per knob, the values that pass without being clamped."""
+
+
 def _zero_counts() -> dict[str, int]:
     counts = dict.fromkeys(("submitted", "accepted", "clamped", "rejected"), 0)
     counts.update({f"rejected_{code.name.lower()}": 0 for code in RejectionCode})
@@ -294,6 +304,26 @@ class Guardrails:
         state = self._state(variant)
         times = [t for t in (self._rate_time(state), self._reset_time(state)) if t is not None]
         return max(times) if times else None
+
+    def allowed(self, variant: str, now: float) -> AllowedActions:
+        """What the guardrails would accept from ``variant`` at ``now``, asking nothing: the
+        code an update would be refused with (None: it would be screened in), and per knob the
+        values that pass unclamped (the delta window inside the knob's bounds)."""
+        state = self._state(variant)
+        closed = self._closed(variant, state)
+        reset = self.config.auto_reset and self._reset_due(state, now)
+        rate_time = self._rate_time(state)
+        if closed is not None and not (reset and closed[0] is RejectionCode.CIRCUIT_BREAKER_ACTIVE):
+            code: RejectionCode | None = closed[0]
+        elif rate_time is not None and now < rate_time:
+            code = RejectionCode.RATE_LIMITED
+        else:
+            code = None
+        ranges = {}
+        for knob in self.knobs.knobs:
+            lo, hi, _ = self._window(knob.name, state.config[knob.name])
+            ranges[knob.name] = (max(lo, knob.low), min(hi, knob.high))
+        return AllowedActions(None if code is None else str(code), ranges)
 
     def counts(self, variant: str) -> dict[str, int]:
         """Guardrail counts for tournament results: accepted, clamped, rejected by code, trips."""
@@ -442,15 +472,9 @@ class Guardrails:
         self, variant: str, state: _VariantState, overrides: Mapping[str, float], now: float
     ) -> dict[str, float] | tuple[RejectionCode, str, float | None]:
         """Guardrails 1-5: the clean overrides, or (code, detail, next allowed update)."""
-        if variant == self.control:
-            return RejectionCode.CONTROL_VARIANT_IMMUTABLE, "control variant is immutable", None
-        if self._status is not ExperimentStatus.RUNNING:
-            detail = f"experiment is {self._status}; only RUNNING accepts updates"
-            return RejectionCode.EXPERIMENT_NOT_RUNNING, detail, None
-        if state.tripped_at is not None:
-            until = self._reset_time(state)
-            detail = f"circuit breaker tripped on day {state.tripped_at:g}; resets day {until:g}"
-            return RejectionCode.CIRCUIT_BREAKER_ACTIVE, detail, until
+        closed = self._closed(variant, state)
+        if closed is not None:
+            return closed
         try:
             clean = self.knobs.validate(overrides, where=f"variant {variant!r}")
             if not clean:
@@ -464,21 +488,41 @@ class Guardrails:
             return RejectionCode.RATE_LIMITED, detail, rate_time
         return clean
 
+    def _closed(
+        self, variant: str, state: _VariantState
+    ) -> tuple[RejectionCode, str, float | None] | None:
+        """Guardrails 1-3, which refuse any update whatever it asks: the refusal, or None."""
+        if variant == self.control:
+            return RejectionCode.CONTROL_VARIANT_IMMUTABLE, "control variant is immutable", None
+        if self._status is not ExperimentStatus.RUNNING:
+            detail = f"experiment is {self._status}; only RUNNING accepts updates"
+            return RejectionCode.EXPERIMENT_NOT_RUNNING, detail, None
+        if state.tripped_at is not None:
+            until = self._reset_time(state)
+            detail = f"circuit breaker tripped on day {state.tripped_at:g}; resets day {until:g}"
+            return RejectionCode.CIRCUIT_BREAKER_ACTIVE, detail, until
+        return None
+
+    def _window(self, key: str, prev: float) -> tuple[float, float, float]:
+        """The delta clamp's window around ``prev`` for ``key``: (low, high, max delta)."""
+        ref = prev if prev > 0 else self.knobs.defaults[key]
+        max_delta = ref * self.config.delta_limit_pct / 100.0
+        if key in self.knobs.integer:
+            max_delta = max(max_delta, 1.0)
+        lo, hi = (prev - max_delta, prev + max_delta) if prev > 0 else (0.0, max_delta)
+        return lo, hi, max_delta
+
     def _clamp(
         self, current: Mapping[str, float], requested: Mapping[str, float]
     ) -> tuple[dict[str, float], dict[str, ClampedDelta]]:
         """Guardrail 6: clip each value to ±pct of its current value (of its default at 0); an
         integer knob may always move by one whole unit (±50 % of 1 would pin it at 1 for ever)."""
-        pct = self.config.delta_limit_pct / 100.0
         applied: dict[str, float] = {}
         deltas: dict[str, ClampedDelta] = {}
         for key, want in requested.items():
             prev = current[key]
             ref = prev if prev > 0 else self.knobs.defaults[key]
-            max_delta = ref * pct
-            if key in self.knobs.integer:
-                max_delta = max(max_delta, 1.0)
-            lo, hi = (prev - max_delta, prev + max_delta) if prev > 0 else (0.0, max_delta)
+            lo, hi, max_delta = self._window(key, prev)
             # The tolerance keeps a request exactly on the edge from being "clamped" by float noise.
             inside = lo <= want <= hi or math.isclose(want, lo) or math.isclose(want, hi)
             got = want if inside else min(max(want, lo), hi)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from arena_rl.core.events import UserEventType
 from arena_rl.core.knobs import Knobs
 from arena_rl.core.signals import Signals, Summaries
 from arena_rl.core.stats import MeanSummary
@@ -98,6 +99,8 @@ class Scenario(Protocol):
     """Daily discount of the value users create after the horizon (0: none is counted)."""
     decision_interval: int
     """Days between agents' decisions."""
+    user_events: tuple[UserEventType, ...]
+    """The kinds of user-level event the event log reads off :meth:`Model.user_day`."""
     guardrails: Mapping[str, Any]
     """Overrides of the guardrail settings for this tenant."""
 

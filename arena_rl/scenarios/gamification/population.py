@@ -256,8 +256,10 @@ class Population:
         Returns:
             Equal-length arrays: ``arm`` (int8), ``user`` (int32, index within the arm),
             ``enrolled_today``, ``active``, ``churned`` (bool), ``scans``, ``feedback``,
-            ``useful_feedback``, ``xp`` and ``streak`` (float32). Read right after the step:
-            feedback comes from that day's scratch.
+            ``useful_feedback``, ``reports`` (expected: the model counts reports in
+            expectation), ``xp`` and ``streak`` (float32), ``streak_week`` (bool: the streak
+            reached 7 days today). Read right after the step: feedback comes from that day's
+            scratch.
         """
         n, t = self.n_enrolled, self.day - 1
         enrolled = self.enrol_day[:, :n] <= t
@@ -266,6 +268,9 @@ class Population:
         was_alive = (alive_before[:, :n] > 0) | newcomers
         churned = was_alive & (self.alive[:, :n] == 0)
         scratch = self._scratch
+        reports = np.zeros((self.n_arms, n), F32)
+        if self._response is not None:
+            np.multiply(self.recent[:, :n] & 1, self._response.reports, out=reports)
         return {
             "arm": arm.astype(np.int8),
             "user": user.astype(np.int32),
@@ -275,8 +280,10 @@ class Population:
             "scans": self.scans_today[:, :n][enrolled],
             "feedback": scratch["feedback"][:, :n][enrolled],
             "useful_feedback": scratch["useful"][:, :n][enrolled],
+            "reports": reports[enrolled],
             "xp": self.xp_today[:, :n][enrolled],
             "streak": self.streak[:, :n][enrolled],
+            "streak_week": (self.streak[:, :n] == 7)[enrolled],
         }
 
     def summarise(self) -> Summaries:

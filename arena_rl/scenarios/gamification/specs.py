@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arena_rl.core.events import UserEventType
 from arena_rl.core.knobs import KnobError, Knobs
 from arena_rl.core.scenario import Arms
 from arena_rl.core.signals import Signals
@@ -324,6 +325,21 @@ reports, minus the cost of the XP paid out (and more for XP over a budget per us
 that pays for showing up rather than for useful work is the usual waste."""
 
 
+USER_EVENTS = (
+    UserEventType("user enrolled", "enrolled_today"),
+    UserEventType("active", "active"),
+    UserEventType("scan", "scans", "scans that day"),
+    UserEventType("feedback", "feedback", "written feedback that day"),
+    UserEventType(
+        "report", "reports", "expected reports that day (reports are modelled in expectation)"
+    ),
+    UserEventType("XP awarded", "xp", "XP awarded that day"),
+    UserEventType("7-day streak", "streak_week"),
+    UserEventType("churned", "churned"),
+)
+"""What the event log reads off a user's day (``Population.user_day``)."""
+
+
 @dataclass(frozen=True)
 class GamificationScenario:
     """The XP economy, as one tenant runs it: horizon, decision cadence, objective and base
@@ -347,6 +363,7 @@ class GamificationScenario:
     metrics = METRICS
     objective_metrics = ("SCAN_FREQUENCY", "XP_VELOCITY", "FEEDBACK_QUALITY")
     harm_metric = "RETENTION_RATE"
+    user_events = USER_EVENTS
 
     @property
     def knobs(self) -> Knobs:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arena_rl.core.events import UserEventType
 from arena_rl.core.knobs import KnobError, Knobs
 from arena_rl.core.scenario import Arms
 from arena_rl.core.signals import Signals
@@ -274,6 +275,16 @@ plans are no windfall and free trials delay revenue. A higher price earns more f
 subscriber, but fewer prospects start, convert and stay."""
 
 
+USER_EVENTS = (
+    UserEventType("prospect arrived", "arrived_today"),
+    UserEventType("subscribed", "subscribed"),
+    UserEventType("charged", "charged", "USD paid that day"),
+    UserEventType("cancelled", "cancelled"),
+    UserEventType("lost", "lost"),
+)
+"""What the event log reads off a prospect's day (``Customers.user_day``)."""
+
+
 @dataclass(frozen=True)
 class PricingScenario:
     """A subscription business, as one tenant runs it: horizon, decision cadence and base offer.
@@ -298,6 +309,7 @@ class PricingScenario:
     metrics = METRICS
     objective_metrics = (OBJECTIVE_METRIC,)
     harm_metric = HARM_METRIC
+    user_events = USER_EVENTS
 
     @property
     def knobs(self) -> Knobs:

@@ -1,0 +1,418 @@
+"""Record one experiment's event log from the core's event stream, as columns.
+
+:class:`EventLogRecorder` subscribes to an experiment core and keeps what it publishes: the
+agents' decisions and the guardrails' answers as a few rows a day, the users' days as NumPy
+columns (one chunk a day, never an object per user), and the objects they touch (tournament,
+arms, agents, economy versions, users). :meth:`EventLogRecorder.tables` turns it into the
+tables of :mod:`arena_rl.eventlog.schema`; ids and times are built there, column-wise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from arena_rl.core.events import (
+    BreakerRecovered,
+    BreakerTripped,
+    DayClosed,
+    DecisionMade,
+    Event,
+    UpdateResolved,
+    UserDay,
+    UserEventType,
+)
+from arena_rl.eventlog import schema as s
+
+ObjectKey = tuple[str, str | None, object]
+"""(object type, the arm it belongs to or None, its own part): ids are built from it once the
+arms' display names are known."""
+
+NO_USERS, ALL_USERS = "none", "all"
+
+
+def check_user_sample(users: object) -> int | str:
+    """``eventlog.users``: "none", "all", or a whole number of users per arm (>= 0)."""
+    if users in (NO_USERS, ALL_USERS):
+        return str(users)
+    if isinstance(users, bool) or not isinstance(users, int) or users < 0:
+        raise ValueError(
+            f"eventlog.users must be 'none', 'all' or a whole number of users per arm >= 0, "
+            f"got {users!r}"
+        )
+    return users
+
+
+@dataclass
+class _Row:
+    """An agent-level event: a decision, a request and its answer, a breaker's trip or reset."""
+
+    type: str
+    day: int
+    second: int
+    arm: str
+    links: list[tuple[ObjectKey, str]]
+    value: float | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class _Decision:
+    """A decision point, filled in as its outcome and the following days arrive."""
+
+    row: dict[str, Any]
+    reward: float = 0.0
+    reward_days: int = 0
+
+
+class EventLogRecorder:
+    """Subscriber: one experiment's object-centric event log and its decision points.
+
+    Args:
+        user_events: the scenario's kinds of user-level event (``scenario.user_events``).
+        users: which users' events to keep: "none", "all", or that many users per arm, drawn
+            at random (seeded by ``seed``) from each arm's users, enrolled or not yet.
+        seed: seeds the user sample.
+        tournament: the tournament's index (the log's root object).
+        settings: what to record of the tournament on its object (seed, days, ...).
+    """
+
+    def __init__(
+        self,
+        user_events: Sequence[UserEventType],
+        *,
+        users: int | str = NO_USERS,
+        seed: int = 0,
+        tournament: int = 0,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.kinds = tuple(user_events)
+        self.sample = check_user_sample(users)
+        self.user_events = self.sample not in (NO_USERS, 0)
+        """Asks the core for user-level batches (only when some users are kept)."""
+        self.seed = seed
+        self.tournament = tournament
+        self._root: ObjectKey = (s.TOURNAMENT, None, tournament)
+        self._objects: dict[ObjectKey, tuple[int | None, str | None]] = {
+            self._root: (0, json.dumps(dict(settings or {}), default=str, sort_keys=True))
+        }
+        self._o2o: list[tuple[ObjectKey, ObjectKey, str]] = []
+        self._rows: list[_Row] = []
+        self._seconds: dict[int, int] = {}
+        self._versions: dict[str, list[dict[str, float]]] = {}
+        self._agents: dict[str, str] = {}
+        self._decisions: list[_Decision] = []
+        self._open: dict[str, _Decision] = {}
+        self._last: dict[str, _Decision] = {}
+        self._keep: np.ndarray | None = None
+        self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._arm_order: tuple[str, ...] = ()
+
+    # ---- the stream -----------------------------------------------------------------------
+
+    def on_day(self, events: Sequence[Event]) -> None:
+        for event in events:
+            if isinstance(event, DecisionMade):
+                self._decision(event)
+            elif isinstance(event, UpdateResolved):
+                self._update(event)
+            elif isinstance(event, BreakerTripped | BreakerRecovered):
+                self._breaker(event)
+            elif isinstance(event, UserDay):
+                self._users(event)
+            elif isinstance(event, DayClosed):
+                self._close(event)
+
+    def _decision(self, e: DecisionMade) -> None:
+        self._arm(e.arm)
+        agent: ObjectKey = (s.AGENT, e.arm, None)
+        if e.arm not in self._agents:
+            self._agents[e.arm] = e.agent
+            self._objects[agent] = (e.day, None)
+            self._o2o += [
+                (agent, (s.ARM, e.arm, None), "controls"),
+                (agent, self._root, "plays in"),
+            ]
+        seen = self._version(e.arm, e.config, e.day)
+        action = None if e.action is None else dict(e.action.overrides)
+        links = [(agent, "decided by"), ((s.ARM, e.arm, None), "for"), (seen, "seen")]
+        self._add(s.DECISION_MADE, e.day, e.arm, links, e.probability, detail=_json(action))
+        decision = _Decision(
+            {
+                "tournament": self.tournament,
+                "agent": e.agent,
+                "day": e.day,
+                "observation": json.dumps(e.observation.to_api()),
+                "economy": _json(e.config),
+                "allowed_refusal": e.allowed.refusal,
+                "allowed_ranges": _json({k: list(r) for k, r in e.allowed.ranges.items()}),
+                "action": _json(action) if action is not None else None,
+                "reasoning": e.action.reasoning if e.action is not None else "",
+                "probability": e.probability,
+                "outcome": "hold",
+                "rejection_code": None,
+                "decision_id": None,
+                "arm": e.arm,
+            }
+        )
+        self._decisions.append(decision)
+        self._last[e.arm] = decision
+        if e.action is not None:
+            self._open[e.arm] = decision
+
+    def _update(self, e: UpdateResolved) -> None:
+        entry, arm = e.entry, e.arm
+        self._arm(arm)
+        day = int(entry.sim_day)
+        on_arm: tuple[ObjectKey, str] = ((s.ARM, arm, None), "of")
+        requested = {"overrides": entry.requested, "reasoning": entry.reasoning}
+        links = [on_arm]
+        if arm in self._agents:
+            links.append(((s.AGENT, arm, None), "requested by"))
+        self._add(s.UPDATE_REQUESTED, day, arm, links, detail=_json(requested))
+        if entry.accepted and entry.applied is not None:
+            before = self._current(arm)
+            made = self._version(arm, entry.applied, day)
+            links = [on_arm, (made, "creates")]
+            if before is not None and before != made:
+                links.append((before, "replaces"))
+            kind = s.UPDATE_CLAMPED if entry.clamped_deltas else s.UPDATE_APPLIED
+            detail = _json(entry.clamped_deltas) if entry.clamped_deltas else entry.detail
+            self._add(kind, day, arm, links, detail=detail)
+            outcome, code = ("clamped" if entry.clamped_deltas else "applied"), None
+        else:
+            self._add(s.UPDATE_REJECTED, day, arm, [on_arm], code=entry.rejection_code,
+                      detail=entry.detail)  # fmt: skip
+            outcome, code = "rejected", entry.rejection_code
+        decision = self._open.pop(arm, None)
+        if decision is not None:
+            decision.row.update(outcome=outcome, rejection_code=code, decision_id=entry.decision_id)
+
+    def _breaker(self, e: BreakerTripped | BreakerRecovered) -> None:
+        entry, arm = e.entry, e.arm
+        self._arm(arm)
+        day = int(entry.sim_day)
+        links: list[tuple[ObjectKey, str]] = [((s.ARM, arm, None), "of")]
+        if isinstance(e, BreakerTripped):
+            if entry.applied is not None:
+                links.append((self._version(arm, entry.applied, day), "restores"))
+            self._add(s.BREAKER_TRIPPED, day, arm, links, detail=entry.detail)
+        else:
+            self._add(s.BREAKER_RECOVERED, day, arm, links, detail=entry.detail)
+
+    def _close(self, e: DayClosed) -> None:
+        for i, arm in enumerate(e.arms):
+            self._arm(arm)
+            self._version(arm, e.economies[i], e.day)
+            last = self._last.get(arm)
+            if last is not None:
+                last.reward += float(e.value[i])
+                last.reward_days += 1
+
+    def _users(self, e: UserDay) -> None:
+        cols = e.columns
+        arm, user = cols["arm"], cols["user"]
+        if self.sample != ALL_USERS:
+            if self._keep is None:
+                self._keep = self._draw_sample(len(e.arms), e.users_per_arm)
+            kept = self._keep[arm, user]
+            arm, user = arm[kept], user[kept]
+            cols = {name: column[kept] for name, column in cols.items()}
+        self._arm_order = e.arms
+        for code, kind in enumerate(self.kinds):
+            column = cols[kind.column]
+            happened = column if column.dtype == bool else column > 0
+            n = int(np.count_nonzero(happened))
+            if not n:
+                continue
+            value = column[happened].astype(np.float64) if kind.value else np.full(n, np.nan)
+            self._chunks.append(
+                (np.full(n, code, np.int16), np.full(n, e.day, np.int32), arm[happened],
+                 user[happened], value)
+            )  # fmt: skip
+
+    def _draw_sample(self, n_arms: int, users_per_arm: int) -> np.ndarray:
+        """(n_arms, users_per_arm) bool: the users whose events are kept."""
+        rng = np.random.default_rng([self.seed, self.tournament])
+        n = min(int(self.sample), users_per_arm)
+        keep = np.zeros((n_arms, users_per_arm), bool)
+        for a in range(n_arms):
+            keep[a, rng.choice(users_per_arm, n, replace=False)] = True
+        return keep
+
+    # ---- objects --------------------------------------------------------------------------
+
+    def _arm(self, arm: str) -> None:
+        key: ObjectKey = (s.ARM, arm, None)
+        if key not in self._objects:
+            self._objects[key] = (0, None)
+            self._o2o.append((key, self._root, "part of"))
+
+    def _current(self, arm: str) -> ObjectKey | None:
+        versions = self._versions.get(arm)
+        return (s.ECONOMY, arm, len(versions) - 1) if versions else None
+
+    def _version(self, arm: str, economy: Mapping[str, float], day: int) -> ObjectKey:
+        """The arm's economy version with these knobs: the current one, or a new one."""
+        versions = self._versions.setdefault(arm, [])
+        if versions and versions[-1] == dict(economy):
+            return (s.ECONOMY, arm, len(versions) - 1)
+        key: ObjectKey = (s.ECONOMY, arm, len(versions))
+        versions.append(dict(economy))
+        self._objects[key] = (day, _json(dict(economy)))
+        self._o2o.append((key, (s.ARM, arm, None), "economy of"))
+        if len(versions) > 1:
+            self._o2o.append((key, (s.ECONOMY, arm, len(versions) - 2), "revises"))
+        return key
+
+    def _add(
+        self,
+        kind: str,
+        day: int,
+        arm: str,
+        links: list[tuple[ObjectKey, str]],
+        value: float | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        second = self._seconds.get(day, 0)
+        self._seconds[day] = second + 1
+        self._rows.append(_Row(kind, day, second, arm, links, value, code, detail))
+
+    # ---- the tables -----------------------------------------------------------------------
+
+    def tables(self, names: Mapping[str, str] | None = None) -> dict[str, pa.Table]:
+        """The log as Arrow tables (:data:`schema.TABLES`), arms shown by ``names`` (core arm ->
+        name, e.g. ``variant_1`` -> the agent's name; unnamed arms keep theirs)."""
+        names = dict(names or {})
+
+        def oid(key: ObjectKey) -> str:
+            kind, arm, part = key
+            if kind == s.TOURNAMENT:
+                return s.object_id(kind, part)
+            shown = names.get(str(arm), str(arm))
+            return s.object_id(kind, shown) if part is None else s.object_id(kind, shown, part)
+
+        rows = self._rows
+        agent_ids = [f"e{i}" for i in range(len(rows))]
+        start = np.datetime64(s.START, "us")
+        agent_events = pa.table(
+            {
+                "ocel_id": agent_ids,
+                "ocel_type": [r.type for r in rows],
+                "ocel_time": [
+                    start + np.timedelta64(r.day, "D") + np.timedelta64(r.second, "s") for r in rows
+                ],
+                "day": [r.day for r in rows],
+                "arm": [names.get(r.arm, r.arm) for r in rows],
+                "value": [r.value for r in rows],
+                "code": [r.code for r in rows],
+                "detail": [r.detail for r in rows],
+            },
+            schema=s.EVENTS,
+        )
+        e2o = [(agent_ids[i], oid(key), q) for i, r in enumerate(rows) for key, q in r.links]
+        user_events, user_links, user_objects = self._user_tables(len(rows), names)
+        objects = pa.table(
+            {
+                "ocel_id": [oid(k) for k in self._objects],
+                "ocel_type": [k[0] for k in self._objects],
+                "arm": [None if k[1] is None else names.get(k[1], k[1]) for k in self._objects],
+                "day": [day for day, _ in self._objects.values()],
+                "detail": [detail for _, detail in self._objects.values()],
+            },
+            schema=s.OBJECTS,
+        )
+        o2o = pa.table(
+            {
+                "ocel_source_id": [oid(a) for a, _, _ in self._o2o],
+                "ocel_target_id": [oid(b) for _, b, _ in self._o2o],
+                "ocel_qualifier": [q for _, _, q in self._o2o],
+            },
+            schema=s.OBJECT_OBJECTS,
+        )
+        e2o_table = pa.table(
+            dict(zip(s.EVENT_OBJECTS.names, map(list, zip(*e2o, strict=True)), strict=True))
+            if e2o
+            else {n: [] for n in s.EVENT_OBJECTS.names},
+            schema=s.EVENT_OBJECTS,
+        )
+        user_o2o = user_objects.select(["ocel_id"]).rename_columns(["ocel_source_id"])
+        user_o2o = user_o2o.append_column(
+            "ocel_target_id",
+            pc.binary_join_element_wise("arm/", user_objects["arm"], ""),
+        ).append_column("ocel_qualifier", pa.array(["assigned to"] * len(user_objects)))
+        return {
+            "events": pa.concat_tables([agent_events, user_events]),
+            "objects": pa.concat_tables([objects, user_objects]),
+            "event_objects": pa.concat_tables([e2o_table, user_links]),
+            "object_objects": pa.concat_tables([o2o, user_o2o.cast(s.OBJECT_OBJECTS)]),
+            "decisions": self._decision_table(names),
+        }
+
+    def _user_tables(
+        self, first_id: int, names: Mapping[str, str]
+    ) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """User-level events, their links to users, and the users: built column-wise."""
+        shown = [names.get(a, a) for a in self._arm_order]
+        if not self._chunks:
+            empty = [
+                pa.table({n: [] for n in t.names}, schema=t)
+                for t in (s.EVENTS, s.EVENT_OBJECTS, s.OBJECTS)
+            ]
+            return empty[0], empty[1], empty[2]
+        code, day, arm, user, value = (np.concatenate(c) for c in zip(*self._chunks, strict=True))
+        n = len(code)
+        ids = pc.binary_join_element_wise(
+            "e", pa.array(np.arange(first_id, first_id + n)).cast(pa.string()), ""
+        )
+        offset_s = s.USER_EVENTS_FROM_S + 60 * code.astype(np.int64)
+        time = (
+            np.datetime64(s.START, "us")
+            + day.astype("timedelta64[D]")
+            + offset_s.astype("timedelta64[s]")
+        )
+        arm_names = pa.array(shown).take(pa.array(arm))
+        user_ids = pc.binary_join_element_wise(
+            pa.array([f"{s.object_id(s.USER, a)}/" for a in shown]).take(pa.array(arm)),
+            pa.array(user).cast(pa.string()),
+            "",
+        )
+        types = pa.array([k.name for k in self.kinds]).take(pa.array(code))
+        events = pa.table(
+            [ids, types, pa.array(time), pa.array(day), arm_names,
+             pa.array(value, mask=np.isnan(value)), pa.nulls(n, pa.string()),
+             pa.nulls(n, pa.string())],
+            schema=s.EVENTS,
+        )  # fmt: skip
+        links = pa.table([ids, user_ids, pa.array(["user"] * n)], schema=s.EVENT_OBJECTS)
+        # one object per user seen, with the first day it was seen (its enrolment, if logged)
+        order = np.lexsort((day, user, arm))
+        key = arm[order].astype(np.int64) * (1 << 32) + user[order]
+        first = order[np.r_[True, key[1:] != key[:-1]]]
+        users = pa.table(
+            [user_ids.take(pa.array(first)), pa.array([s.USER] * len(first)),
+             arm_names.take(pa.array(first)), pa.array(day[first]),
+             pa.nulls(len(first), pa.string())],
+            schema=s.OBJECTS,
+        )  # fmt: skip
+        return events, links, users
+
+    def _decision_table(self, names: Mapping[str, str]) -> pa.Table:
+        rows = []
+        for d in self._decisions:
+            row = dict(d.row)
+            row["arm"] = names.get(row["arm"], row["arm"])
+            rows.append(row | {"reward": d.reward, "reward_days": d.reward_days})
+        return pa.Table.from_pylist(rows, schema=s.DECISIONS)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str, allow_nan=True)

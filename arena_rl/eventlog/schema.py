@@ -1,0 +1,133 @@
+"""The event log's shape: OCEL 2.0's four tables in Parquet, plus the decision points.
+
+Object-centric event logs (OCEL 2.0, ocel-standard.org) hold *events* (id, type, time,
+attributes), *objects* (id, type, attributes), *event-to-object* links and *object-to-object*
+links, each link with a qualifier that says what part the object plays. Columns that OCEL names
+carry its ``ocel_`` prefix; every other column is an attribute. One tournament's log is one
+folder of these files; :mod:`arena_rl.eventlog.ocel` exports it to OCEL 2.0 SQLite and JSON.
+
+Times: day ``d`` of an experiment starts at :data:`START` + ``d`` days. Within a day the
+agents' decisions and the guardrails' answers come first (a second apart, in the order they
+happened), users act from noon (one minute apart per kind, in :attr:`Scenario.user_events`
+order), and a circuit breaker that trips on the day's figures trips at the start of the next.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+START = datetime(2026, 1, 1)
+"""Simulated day 0 starts here (timestamps in the log are naive UTC)."""
+
+USER_EVENTS_FROM_S = 12 * 3600
+"""Users' events of a day are timed from noon, after every decision of that day."""
+
+# ---- object types -------------------------------------------------------------------------
+TOURNAMENT, ARM, AGENT, ECONOMY, USER = "tournament", "arm", "agent", "economy version", "user"
+OBJECT_TYPES = (TOURNAMENT, ARM, AGENT, ECONOMY, USER)
+
+# ---- event types (the scenario adds its user-level kinds) ---------------------------------
+DECISION_MADE = "decision made"
+UPDATE_REQUESTED = "update requested"
+UPDATE_APPLIED = "update applied"
+UPDATE_CLAMPED = "update clamped"
+UPDATE_REJECTED = "update rejected"
+BREAKER_TRIPPED = "circuit breaker tripped"
+BREAKER_RECOVERED = "circuit breaker recovered"
+AGENT_EVENTS = (
+    DECISION_MADE,
+    UPDATE_REQUESTED,
+    UPDATE_APPLIED,
+    UPDATE_CLAMPED,
+    UPDATE_REJECTED,
+    BREAKER_TRIPPED,
+    BREAKER_RECOVERED,
+)
+
+EVENTS = pa.schema(
+    [
+        ("ocel_id", pa.string()),
+        ("ocel_type", pa.string()),
+        ("ocel_time", pa.timestamp("us")),
+        ("day", pa.int32()),
+        ("arm", pa.string()),
+        ("value", pa.float64()),
+        ("code", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+"""``value``: a number the type defines (a user event's count or amount, a decision's
+probability); ``code``: a rejection code; ``detail``: text or JSON (a request, an economy)."""
+
+OBJECTS = pa.schema(
+    [
+        ("ocel_id", pa.string()),
+        ("ocel_type", pa.string()),
+        ("arm", pa.string()),
+        ("day", pa.int32()),
+        ("detail", pa.string()),
+    ]
+)
+"""``arm``: the arm an object belongs to; ``day``: when it began (a user's enrolment day, an
+economy version's first day); ``detail``: JSON (an economy's knobs, a tournament's settings,
+an agent's configuration)."""
+
+EVENT_OBJECTS = pa.schema(
+    [
+        ("ocel_event_id", pa.string()),
+        ("ocel_object_id", pa.string()),
+        ("ocel_qualifier", pa.string()),
+    ]
+)
+OBJECT_OBJECTS = pa.schema(
+    [
+        ("ocel_source_id", pa.string()),
+        ("ocel_target_id", pa.string()),
+        ("ocel_qualifier", pa.string()),
+    ]
+)
+
+DECISIONS = pa.schema(
+    [
+        ("tournament", pa.int32()),
+        ("arm", pa.string()),
+        ("agent", pa.string()),
+        ("day", pa.int32()),
+        ("observation", pa.string()),
+        ("economy", pa.string()),
+        ("allowed_refusal", pa.string()),
+        ("allowed_ranges", pa.string()),
+        ("action", pa.string()),
+        ("reasoning", pa.string()),
+        ("probability", pa.float64()),
+        ("outcome", pa.string()),
+        ("rejection_code", pa.string()),
+        ("decision_id", pa.string()),
+        ("reward", pa.float64()),
+        ("reward_days", pa.int32()),
+    ]
+)
+"""One row per agent decision: ``observation`` (the signals exactly as the agent saw them,
+JSON), ``economy`` (its arm's knobs then, JSON), what the guardrails would have accepted
+(``allowed_refusal``: the code any update would have got, null when updates were open;
+``allowed_ranges``: per knob the values that pass unclamped, JSON), ``action`` (the update's
+overrides as JSON, null for a hold), ``probability`` (of that action under the agent's policy),
+``outcome`` (``hold``, ``applied``, ``clamped`` or ``rejected``, with ``rejection_code``), and
+``reward``: the arm's objective per enrolled user over the ``reward_days`` until the next
+decision (to the horizon for the last one, the value after the horizon included)."""
+
+TABLES = {
+    "events": EVENTS,
+    "objects": OBJECTS,
+    "event_objects": EVENT_OBJECTS,
+    "object_objects": OBJECT_OBJECTS,
+    "decisions": DECISIONS,
+}
+"""File stem -> schema: one tournament's log is ``<stem>.parquet`` for each."""
+
+
+def object_id(kind: str, *parts: object) -> str:
+    """``<type>/<part>/...``: ids that say what they name (``user/ucb/17``)."""
+    return "/".join([kind.replace(" ", "_"), *map(str, parts)])
