@@ -27,6 +27,7 @@ from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.ground_truth import plan_value
 from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
+from arena_rl.eventlog.recorder import check_user_sample
 from arena_rl.scenarios import plugins, scenario_from_dict, target_of
 from arena_rl.scenarios.prior import PopulationPrior
 from arena_rl.scenarios.specs import CONF_DIR
@@ -72,12 +73,24 @@ class TrackingConf:
 
 
 @dataclass
+class EventLogConf:
+    enabled: bool = True
+    """Keep an event log of every tournament (``<run dir>/eventlog/<index>/``, and the MLflow
+    parent run's ``eventlog/`` artifacts): docs/eventlog.md."""
+    users: Any = 100
+    """Whose user-level events it keeps: "none", "all", or this many users per arm drawn at
+    random (agents' decisions and the guardrails' answers are always kept). 100 keeps a default
+    tournament's log small and quick to write."""
+
+
+@dataclass
 class RootConf:
     seed: int = 0
     """Root seed: every tournament, population and agent stream is spawned from it."""
     tournament: TournamentConf = field(default_factory=TournamentConf)
     ray: RayConf = field(default_factory=RayConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
+    eventlog: EventLogConf = field(default_factory=EventLogConf)
     progress: bool = True
     """A progress bar on the driver."""
     population: Any = None
@@ -305,6 +318,13 @@ def settings_from(cfg: DictConfig) -> Settings:
             f"tournament.decision_timeout_s must be a number of seconds > 0, or null for no "
             f"limit; got {timeout!r}"
         )
+    eventlog = resolved["eventlog"]
+    if not isinstance(eventlog["enabled"], bool):
+        raise ConfigError(f"eventlog.enabled must be true or false, got {eventlog['enabled']!r}")
+    try:
+        eventlog_users = check_user_sample(eventlog["users"]) if eventlog["enabled"] else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     tracking = resolved["tracking"]
     if tracking["enabled"]:
         _check_tracking_uri(tracking["uri"])
@@ -355,6 +375,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             pairing="ffa" if t["format"] == "ffa" else " vs ".join(lineup),
             decision_timeout_s=t["decision_timeout_s"],
             plan_value=truths[populations[i // len(lineups)].name],
+            eventlog_users=eventlog_users,
         )
         for i, (seq, lineup) in enumerate(
             zip(seeds, [lu for _ in range(n_tournaments) for lu in lineups], strict=True)

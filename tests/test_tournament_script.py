@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from arena_rl.eventlog.files import read_log
+from arena_rl.eventlog.schema import TABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "tournament.n_tournaments=2",
@@ -54,6 +57,11 @@ def test_two_agents_as_typed_with_a_hyperparameter_override(tmp_path: Path) -> N
     children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     assert {"ucb", "random", "control_arm"} <= set(children)
     assert children["ucb"].data.params["c"] == "2.5"
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    logs = {f.path for f in client.list_artifacts(parent.info.run_id, "eventlog")}
+    assert logs == {"eventlog/00000", "eventlog/00001"}
+    files = {f.path for f in client.list_artifacts(parent.info.run_id, "eventlog/00001")}
+    assert {f"eventlog/00001/{stem}.parquet" for stem in TABLES} == files
 
 
 def test_three_agents_and_a_second_copy_of_one_strategy(tmp_path: Path) -> None:
@@ -116,6 +124,8 @@ def test_same_results_on_zero_one_or_two_workers_and_resume_adds_nothing(tmp_pat
         ]
         assert runs[0]["objective"] == runs[1]["objective"] == runs[2]["objective"]
         assert runs[0]["audit"] == runs[1]["audit"] == runs[2]["audit"]
+        logs = [read_log(tmp_path / run / "eventlog" / f"{i:05d}") for run in ("zero", "two")]
+        assert all(logs[0][stem].equals(logs[1][stem]) for stem in TABLES)
     assert leaderboard(tmp_path / "zero") == leaderboard(tmp_path / "one")
     assert leaderboard(tmp_path / "one") == leaderboard(tmp_path / "two")
     # resume: drop one finished tournament, rerun in the same directory

@@ -130,6 +130,9 @@ class UserEventType:
     name: str
     column: str
     value: str | None = None
+    expected: bool = False
+    """The column is an expected count (the model counts it in expectation): an event log
+    draws each user's realised count from a Poisson with that mean, on its own random stream."""
 
 
 Event = DayClosed | UpdateResolved | BreakerTripped | BreakerRecovered | DecisionMade | UserDay

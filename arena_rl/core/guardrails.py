@@ -506,7 +506,7 @@ class Guardrails:
     def _window(self, key: str, prev: float) -> tuple[float, float, float]:
         """The delta clamp's window around ``prev`` for ``key``: (low, high, max delta)."""
         ref = prev if prev > 0 else self.knobs.defaults[key]
-        max_delta = ref * self.config.delta_limit_pct / 100.0
+        max_delta = ref * (self.config.delta_limit_pct / 100.0)
         if key in self.knobs.integer:
             max_delta = max(max_delta, 1.0)
         lo, hi = (prev - max_delta, prev + max_delta) if prev > 0 else (0.0, max_delta)

@@ -75,6 +75,9 @@ class _Decision:
 class EventLogRecorder:
     """Subscriber: one experiment's object-centric event log and its decision points.
 
+    Marked ``essential``: a log that was asked for is part of the run's results, so an error in
+    it fails the experiment rather than leaving a log that stops half-way as if complete.
+
     Args:
         user_events: the scenario's kinds of user-level event (``scenario.user_events``).
         users: which users' events to keep: "none", "all", or that many users per arm, drawn
@@ -93,6 +96,7 @@ class EventLogRecorder:
         tournament: int = 0,
         settings: Mapping[str, Any] | None = None,
     ) -> None:
+        self.essential = True
         self.kinds = tuple(user_events)
         self.sample = check_user_sample(users)
         self.user_events = self.sample not in (NO_USERS, 0)
@@ -111,6 +115,8 @@ class EventLogRecorder:
         self._decisions: list[_Decision] = []
         self._open: dict[str, _Decision] = {}
         self._last: dict[str, _Decision] = {}
+        self._rng = np.random.default_rng([seed, tournament])
+        """The log's own stream (user sample, realised counts): the experiment's is untouched."""
         self._keep: np.ndarray | None = None
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._arm_order: tuple[str, ...] = ()
@@ -125,7 +131,7 @@ class EventLogRecorder:
                 self._update(event)
             elif isinstance(event, BreakerTripped | BreakerRecovered):
                 self._breaker(event)
-            elif isinstance(event, UserDay):
+            elif isinstance(event, UserDay) and self.user_events:  # another may have asked
                 self._users(event)
             elif isinstance(event, DayClosed):
                 self._close(event)
@@ -228,6 +234,8 @@ class EventLogRecorder:
         self._arm_order = e.arms
         for code, kind in enumerate(self.kinds):
             column = cols[kind.column]
+            if kind.expected:
+                column = self._rng.poisson(column)
             happened = column if column.dtype == bool else column > 0
             n = int(np.count_nonzero(happened))
             if not n:
@@ -240,12 +248,9 @@ class EventLogRecorder:
 
     def _draw_sample(self, n_arms: int, users_per_arm: int) -> np.ndarray:
         """(n_arms, users_per_arm) bool: the users whose events are kept."""
-        rng = np.random.default_rng([self.seed, self.tournament])
         n = min(int(self.sample), users_per_arm)
-        keep = np.zeros((n_arms, users_per_arm), bool)
-        for a in range(n_arms):
-            keep[a, rng.choice(users_per_arm, n, replace=False)] = True
-        return keep
+        ranks = self._rng.random((n_arms, users_per_arm)).argsort(axis=1).argsort(axis=1)
+        return ranks < n
 
     # ---- objects --------------------------------------------------------------------------
 
@@ -288,10 +293,10 @@ class EventLogRecorder:
 
     # ---- the tables -----------------------------------------------------------------------
 
-    def tables(self, names: Mapping[str, str] | None = None) -> dict[str, pa.Table]:
-        """The log as Arrow tables (:data:`schema.TABLES`), arms shown by ``names`` (core arm ->
-        name, e.g. ``variant_1`` -> the agent's name; unnamed arms keep theirs)."""
-        names = dict(names or {})
+    def tables(self) -> dict[str, pa.Table]:
+        """The log as Arrow tables (:data:`schema.TABLES`); each arm is named after the agent
+        that decided for it (the control arm keeps its name)."""
+        names = self._agents
 
         def oid(key: ObjectKey) -> str:
             kind, arm, part = key

@@ -8,7 +8,7 @@ back, write it to disk before scheduling more, and read it again on resume.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,8 +17,10 @@ import numpy as np
 from arena_rl.agent import Agent
 from arena_rl.core import ground_truth
 from arena_rl.core.disk_cache import digest
+from arena_rl.core.events import Subscriber
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.scenario import Scenario
+from arena_rl.eventlog.recorder import EventLogRecorder
 from arena_rl.experiment import run_experiment
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
@@ -45,6 +47,9 @@ class TournamentSpec:
     plan_value: float | None = None
     """Expected objective of the ground-truth plan; None: computed (and cached) where played.
     The driver fills it once per run, so workers do not each repeat the search."""
+    eventlog_users: int | str | None = None
+    """Keep an event log of the tournament with these users' events ("none", "all" or a
+    number per arm); None: no log. The log never changes a result."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,22 @@ def experiment_record(spec: TournamentSpec) -> dict[str, Any]:
     return plain
 
 
+def recorder_for(spec: TournamentSpec) -> EventLogRecorder | None:
+    """The event log recorder ``spec`` asks for, or None."""
+    if spec.eventlog_users is None:
+        return None
+    settings = {"seed": spec.seed, "days": spec.days, "n_users": spec.n_users,
+                "pairing": spec.pairing, "scenario": spec.scenario.name,
+                "population": getattr(spec.population, "name", "")}  # fmt: skip
+    return EventLogRecorder(
+        spec.scenario.user_events,
+        users=spec.eventlog_users,
+        seed=spec.seed,
+        tournament=spec.index,
+        settings=settings,
+    )
+
+
 def plan_value(spec: TournamentSpec) -> float:
     """Expected objective of the ground-truth plan for this tournament's population and days
     (the driver computes it once and passes it in the spec; the disk cache serves the rest)."""
@@ -111,9 +132,14 @@ def plan_value(spec: TournamentSpec) -> float:
 
 
 def play_tournament(
-    spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True
+    spec: TournamentSpec,
+    build: AgentFactory,
+    *,
+    with_regret: bool = True,
+    subscribers: Sequence[Subscriber] = (),
 ) -> TournamentResult:
-    """Play ``spec``: build its agents, run the experiment, and summarise per agent."""
+    """Play ``spec``: build its agents, run the experiment (``subscribers`` listening), and
+    summarise per agent."""
     agents = {name: build(name, config) for name, config in spec.agents.items()}
     result = run_experiment(
         agents,
@@ -123,6 +149,7 @@ def play_tournament(
         n_users=spec.n_users,
         days=spec.days,
         decision_timeout_s=spec.decision_timeout_s,
+        subscribers=subscribers,
     )
     best = plan_value(spec) if with_regret else float("nan")
     return TournamentResult(
@@ -152,4 +179,11 @@ def play_tournament(
     )
 
 
-__all__ = ["CONTROL_ARM", "TournamentResult", "TournamentSpec", "plan_value", "play_tournament"]
+__all__ = [
+    "CONTROL_ARM",
+    "TournamentResult",
+    "TournamentSpec",
+    "plan_value",
+    "play_tournament",
+    "recorder_for",
+]

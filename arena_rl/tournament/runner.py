@@ -38,18 +38,22 @@ from tqdm import tqdm
 
 from arena_rl.agent import Agent
 from arena_rl.core.disk_cache import digest
+from arena_rl.eventlog.files import to_parquet, write_log
 from arena_rl.tournament.play import (
     AgentFactory,
     TournamentResult,
     TournamentSpec,
     experiment_record,
     play_tournament,
+    recorder_for,
 )
 
 RESULTS_DIR = "tournaments"
 """Subdirectory of the output directory holding one JSON file per finished tournament."""
 FAILED_FILE = "failed.json"
 """Index -> reason for every tournament that failed in the latest run (absent when none)."""
+EVENTLOG_DIR = "eventlog"
+"""Subdirectory of the output directory holding one event log folder per tournament."""
 EXPERIMENT_FILE = "experiment.json"
 """What decides the stored results besides each tournament's seed and pairing."""
 
@@ -148,17 +152,23 @@ class Played:
     error: str | None
     seconds: float
     """Time inside ``play_tournament`` (0 when the worker died)."""
+    eventlog: dict[str, bytes] | None = None
+    """The tournament's event log as Parquet files (name -> bytes), when the spec asks."""
 
 
 def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True) -> Played:
     """Play ``spec``; an exception becomes a failure carrying its traceback (it would fail
     again on retry: tournaments are deterministic)."""
     started = time.perf_counter()
+    recorder = recorder_for(spec)
     try:
-        text = play_tournament(spec, build, with_regret=with_regret).to_json()
+        result = play_tournament(
+            spec, build, with_regret=with_regret, subscribers=[recorder] if recorder else []
+        )
+        eventlog = None if recorder is None else to_parquet(recorder.tables())
     except Exception:
         return Played(spec.index, None, traceback.format_exc(), time.perf_counter() - started)
-    return Played(spec.index, text, None, time.perf_counter() - started)
+    return Played(spec.index, result.to_json(), None, time.perf_counter() - started, eventlog)
 
 
 @ray.remote(num_cpus=1)
@@ -216,8 +226,15 @@ class ResultStore:
     def path(self, index: int) -> Path:
         return self.dir / f"{index:05d}.json"
 
-    def write(self, index: int, text: str) -> None:
-        """Atomically: a Ctrl-C or crash leaves either the whole file or none."""
+    def eventlog(self, index: int) -> Path:
+        """The tournament's event log folder (``<out_dir>/eventlog/<index>``)."""
+        return self.out_dir / EVENTLOG_DIR / f"{index:05d}"
+
+    def write(self, index: int, text: str, eventlog: Mapping[str, bytes] | None = None) -> None:
+        """Atomically: a Ctrl-C or crash leaves either the whole file or none. The event log
+        is written first, so a stored result always has the log it was played with."""
+        if eventlog is not None:
+            write_log(self.eventlog(index), eventlog)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path(index).with_suffix(".json.tmp")
         tmp.write_text(text)
@@ -336,7 +353,7 @@ def run_tournaments(
         with contextlib.closing(attempts):  # closing kills the actors
             for played in attempts:  # the next one is scheduled only after this body ran
                 if played.text is not None:
-                    store.write(played.index, played.text)
+                    store.write(played.index, played.text, played.eventlog)
                     finished[played.index] = played.text  # parsed later, off the critical path
                 else:
                     failed[played.index] = played.error or "unknown failure"
@@ -466,6 +483,7 @@ def _died(max_retries: int, exc: BaseException) -> str:
 
 
 __all__ = [
+    "EVENTLOG_DIR",
     "FAILED_FILE",
     "RESULTS_DIR",
     "CachedBuilder",

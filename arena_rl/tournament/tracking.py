@@ -8,8 +8,9 @@ a batch of 1000 ~0.1 s), and per-step detail goes to Parquet artifacts, not metr
 Layout (what the MLflow UI shows):
     parent run ``run_name``: params = the resolved config (nested keys joined by dots); tags =
         the caller's (git commit, root seed, ...); metrics ``leaderboard/<agent>/<field>``;
-        artifacts ``leaderboard.{csv,json,png}``, ``config.json``, ``trajectories.png`` and
-        ``{tournaments,audit,comparisons}.parquet``.
+        artifacts ``leaderboard.{csv,json,png}``, ``config.json``, ``trajectories.png``,
+        ``{tournaments,audit,comparisons}.parquet`` and, per tournament, its event log
+        ``eventlog/<index>/*.parquet``.
     child run per agent, named after it: params = its hyperparameters; metrics = its standing
         (``objective``, ``lift_lo``, ``win_rate``, ``rating_mu``, ``p_best``, ...) and per-day
         histories ``history/<metric>`` / ``history/objective`` with step = day, next to
@@ -50,6 +51,7 @@ from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.tournament import ratings
 from arena_rl.tournament.play import TournamentResult
 from arena_rl.tournament.plots import as_record, leaderboard_plot, mean_history, trajectories_plot
+from arena_rl.tournament.runner import EVENTLOG_DIR
 
 __all__ = [
     "DEFAULT_DB",
@@ -68,6 +70,14 @@ TRUNCATED = "...[truncated: full value in config.json]"
 """Ends a param or tag value cut to MLflow's length limit."""
 
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- :/]")
+
+
+def _event_logs(out_dir: Path) -> list[Path]:
+    """The complete event log folders of the run (``<out_dir>/eventlog/<index>``)."""
+    root = out_dir / EVENTLOG_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
 
 
 def default_tracking_uri(directory: Path | None = None) -> str:
@@ -157,6 +167,8 @@ def log_tournament_run(
         )
         for path in files:
             client.log_artifact(parent_id, str(path))
+        for log in _event_logs(out_dir):
+            client.log_artifacts(parent_id, str(log), artifact_path=f"eventlog/{log.name}")
         child_tags = {**tags, MLFLOW_PARENT_RUN_ID: parent_id, STATUS_REASON_TAG: reason}
         by_name = {str(r.get("name")): r for r in records}
         for name in _agent_names(agent_params, ordered, records):

@@ -330,9 +330,7 @@ USER_EVENTS = (
     UserEventType("active", "active"),
     UserEventType("scan", "scans", "scans that day"),
     UserEventType("feedback", "feedback", "written feedback that day"),
-    UserEventType(
-        "report", "reports", "expected reports that day (reports are modelled in expectation)"
-    ),
+    UserEventType("report", "reports", "reports that day", expected=True),
     UserEventType("XP awarded", "xp", "XP awarded that day"),
     UserEventType("7-day streak", "streak_week"),
     UserEventType("churned", "churned"),

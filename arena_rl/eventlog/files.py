@@ -1,0 +1,66 @@
+"""One tournament's event log on disk: a folder of Parquet files, written whole or not at all.
+
+The tables travel from a Ray worker to the driver as Parquet bytes (:func:`to_parquet`), and the
+driver writes them (:func:`write_log`) into a temporary folder renamed into place, so a folder
+that exists holds a complete log. :func:`read_log` checks that before anyone trusts it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arena_rl.eventlog.schema import TABLES
+
+
+def to_parquet(tables: Mapping[str, pa.Table]) -> dict[str, bytes]:
+    """Each table as the bytes of a Parquet file (compressed, columnar)."""
+    files = {}
+    for stem, table in tables.items():
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        files[f"{stem}.parquet"] = sink.getvalue().to_pybytes()
+    return files
+
+
+def write_log(folder: Path, files: Mapping[str, bytes]) -> Path:
+    """Write a log's files into ``folder`` atomically (a crash leaves no partial folder): into a
+    sibling temporary folder first, then renamed; an older log in ``folder`` is replaced."""
+    missing = sorted(f"{stem}.parquet" for stem in TABLES if f"{stem}.parquet" not in files)
+    if missing:
+        raise ValueError(f"an event log needs every table; missing {', '.join(missing)}")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def read_log(folder: str | Path) -> dict[str, pa.Table]:
+    """A log folder's tables, each checked against its schema; a missing or foreign file is an
+    error that names it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no event log folder at {folder}")
+    tables = {}
+    for stem, schema in TABLES.items():
+        path = folder / f"{stem}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{folder} is not a complete event log: {path.name} is missing")
+        table = pq.read_table(path)
+        if not table.schema.equals(schema):
+            raise ValueError(
+                f"{path} does not have the event log's {stem} columns: expected "
+                f"{schema.names}, found {table.schema.names}"
+            )
+        tables[stem] = table
+    return tables
