@@ -104,8 +104,10 @@ def test_every_link_names_an_object_and_ids_are_unique() -> None:
     ends = set(o2o["ocel_source_id"].to_pylist()) | set(o2o["ocel_target_id"].to_pylist())
     assert ends <= objects
     assert set(tables["objects"]["ocel_type"].to_pylist()) == set(schema.OBJECT_TYPES)
-    for stem, table in tables.items():
-        assert table.schema.equals(schema.TABLES[stem]), stem
+    for stem in ("events", "objects", "event_objects", "object_objects"):
+        assert tables[stem].schema.equals(schema.TABLES[stem]), stem
+    knobs, metrics = load_scenario().knobs.keys, load_scenario().metrics
+    assert tables["decisions"].schema.equals(schema.decision_schema(knobs, metrics))
 
 
 def test_guardrail_answers_and_breaker_trips_are_events() -> None:
@@ -143,14 +145,17 @@ def test_decision_points_carry_what_the_agent_saw_did_and_earned() -> None:
         assert outcomes.count("clamped") == counts["clamped"]
         assert all(0 < r["probability"] <= 1 for r in mine)
         for r in mine:
-            seen = json.loads(r["observation"])
-            assert seen["experimentDays"] == r["day"]
+            assert r["obs.experiment_days"] == r["day"]
+            assert r["obs.RETENTION_RATE.confidence"] in ("low", "medium", "high")
             if r["outcome"] == "applied":  # an unclamped action lies inside the allowed ranges
-                ranges = json.loads(r["allowed_ranges"])
                 for key, value in json.loads(r["action"]).items():
-                    lo, hi = ranges[key]
-                    assert lo - 1e-9 <= value <= hi + 1e-9
-    assert any(r["action"] is None and r["outcome"] == "hold" for r in rows)
+                    assert r[f"action.{key}"] == value
+                    assert (
+                        r[f"allowed.{key}.low"] - 1e-9 <= value <= r[f"allowed.{key}.high"] + 1e-9
+                    )
+    holds = [r for r in rows if r["action"] is None]
+    assert holds and all(r["outcome"] == "hold" for r in holds)
+    assert all(r["action.scanXp"] is None for r in holds)
 
 
 def test_the_log_changes_no_number_and_is_the_same_for_the_same_seed() -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from arena_rl.core.events import (
     BreakerRecovered,
@@ -113,11 +112,17 @@ class EventLogRecorder:
         self._versions: dict[str, list[dict[str, float]]] = {}
         self._agents: dict[str, str] = {}
         self._decisions: list[_Decision] = []
+        self._columns: tuple[tuple[str, ...], tuple[str, ...]] = ()
+        """The scenario's knobs and metrics, as the first decision showed them."""
         self._open: dict[str, _Decision] = {}
         self._last: dict[str, _Decision] = {}
         self._rng = np.random.default_rng([seed, tournament])
         """The log's own stream (user sample, realised counts): the experiment's is untouched."""
         self._keep: np.ndarray | None = None
+        self._index: np.ndarray | None = None
+        """(n_arms, users_per_arm): each user's object number once seen, else -1."""
+        self._users_seen: list[tuple[np.ndarray, np.ndarray, int]] = []
+        """Per day, the users first seen then: (arm, user, day), in object-number order."""
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._arm_order: tuple[str, ...] = ()
 
@@ -150,24 +155,38 @@ class EventLogRecorder:
         action = None if e.action is None else dict(e.action.overrides)
         links = [(agent, "decided by"), ((s.ARM, e.arm, None), "for"), (seen, "seen")]
         self._add(s.DECISION_MADE, e.day, e.arm, links, e.probability, detail=_json(action))
-        decision = _Decision(
-            {
-                "tournament": self.tournament,
-                "agent": e.agent,
-                "day": e.day,
-                "observation": json.dumps(e.observation.to_api()),
-                "economy": _json(e.config),
-                "allowed_refusal": e.allowed.refusal,
-                "allowed_ranges": _json({k: list(r) for k, r in e.allowed.ranges.items()}),
-                "action": _json(action) if action is not None else None,
-                "reasoning": e.action.reasoning if e.action is not None else "",
-                "probability": e.probability,
-                "outcome": "hold",
-                "rejection_code": None,
-                "decision_id": None,
-                "arm": e.arm,
-            }
-        )
+        row: dict[str, Any] = {
+            "tournament": self.tournament,
+            "arm": e.arm,
+            "agent": e.agent,
+            "day": e.day,
+            "action": None if action is None else _json(action),
+            "reasoning": e.action.reasoning if e.action is not None else "",
+            "probability": e.probability,
+            "allowed_refusal": e.allowed.refusal,
+            "outcome": "hold",
+        }
+        seen = e.observation
+        row.update(
+            {"obs.enrolled": seen.enrolled, "obs.active_today": seen.active_today,
+             "obs.active_7d": seen.active_7d, "obs.total_actions": seen.total_actions,
+             "obs.experiment_days": seen.experiment_days}
+        )  # fmt: skip
+        for name, m in seen.metrics.items():
+            row[f"obs.{name}.value"] = m.value
+            row[f"obs.{name}.std_dev"] = m.std_dev
+            row[f"obs.{name}.sample_size"] = m.sample_size
+            row[f"obs.{name}.confidence"] = m.confidence
+        for knob, value in e.config.items():
+            row[f"economy.{knob}"] = value
+        for knob, (low, high) in e.allowed.ranges.items():
+            row[f"allowed.{knob}.low"], row[f"allowed.{knob}.high"] = low, high
+        for knob, value in (action or {}).items():
+            if isinstance(value, int | float) and f"economy.{knob}" in row:
+                row[f"action.{knob}"] = value
+        if not self._columns:
+            self._columns = (tuple(e.config), tuple(seen.metrics))
+        decision = _Decision(row)
         self._decisions.append(decision)
         self._last[e.arm] = decision
         if e.action is not None:
@@ -225,26 +244,30 @@ class EventLogRecorder:
     def _users(self, e: UserDay) -> None:
         cols = e.columns
         arm, user = cols["arm"], cols["user"]
-        if self.sample != ALL_USERS:
-            if self._keep is None:
+        if self._index is None:
+            self._arm_order = e.arms
+            self._index = np.full((len(e.arms), e.users_per_arm), -1, np.int64)
+            if self.sample != ALL_USERS:
                 self._keep = self._draw_sample(len(e.arms), e.users_per_arm)
-            kept = self._keep[arm, user]
+        kept: np.ndarray | slice = slice(None)
+        if self._keep is not None:
+            kept = np.flatnonzero(self._keep[arm, user])
             arm, user = arm[kept], user[kept]
-            cols = {name: column[kept] for name, column in cols.items()}
-        self._arm_order = e.arms
-        for code, kind in enumerate(self.kinds):
-            column = cols[kind.column]
-            if kind.expected:
-                column = self._rng.poisson(column)
-            happened = column if column.dtype == bool else column > 0
-            n = int(np.count_nonzero(happened))
-            if not n:
-                continue
-            value = column[happened].astype(np.float64) if kind.value else np.full(n, np.nan)
-            self._chunks.append(
-                (np.full(n, code, np.int16), np.full(n, e.day, np.int32), arm[happened],
-                 user[happened], value)
-            )  # fmt: skip
+        index = self._index[arm, user]
+        new = index < 0
+        if new.any():
+            seen = sum(len(a) for a, _, _ in self._users_seen)
+            index[new] = np.arange(seen, seen + int(np.count_nonzero(new)))
+            self._index[arm[new], user[new]] = index[new]
+            self._users_seen.append((arm[new], user[new], e.day))
+        # (users, kinds): how often each kind happened to each user today, 0 for never
+        counts = np.empty((len(arm), len(self.kinds)), np.float32)
+        for k, kind in enumerate(self.kinds):
+            column = cols[kind.column][kept]
+            counts[:, k] = self._rng.poisson(column) if kind.expected else column
+        rows, kinds = np.nonzero(counts > 0)
+        day = np.full(len(rows), e.day, np.int32)
+        self._chunks.append((kinds.astype(np.int16), day, index[rows], counts[rows, kinds]))
 
     def _draw_sample(self, n_arms: int, users_per_arm: int) -> np.ndarray:
         """(n_arms, users_per_arm) bool: the users whose events are kept."""
@@ -306,15 +329,15 @@ class EventLogRecorder:
             return s.object_id(kind, shown) if part is None else s.object_id(kind, shown, part)
 
         rows = self._rows
-        agent_ids = [f"e{i}" for i in range(len(rows))]
+        agent_ids = [str(i) for i in range(len(rows))]
         start = np.datetime64(s.START, "us")
         agent_events = pa.table(
             {
                 "ocel_id": agent_ids,
                 "ocel_type": [r.type for r in rows],
-                "ocel_time": [
-                    start + np.timedelta64(r.day, "D") + np.timedelta64(r.second, "s") for r in rows
-                ],
+                "ocel_time": start
+                + np.array([r.day for r in rows], "timedelta64[D]")
+                + np.array([r.second for r in rows], "timedelta64[s]"),
                 "day": [r.day for r in rows],
                 "arm": [names.get(r.arm, r.arm) for r in rows],
                 "value": [r.value for r in rows],
@@ -324,7 +347,7 @@ class EventLogRecorder:
             schema=s.EVENTS,
         )
         e2o = [(agent_ids[i], oid(key), q) for i, r in enumerate(rows) for key, q in r.links]
-        user_events, user_links, user_objects = self._user_tables(len(rows), names)
+        user_events, user_links, users, assigned = self._user_tables(len(rows), names)
         objects = pa.table(
             {
                 "ocel_id": [oid(k) for k in self._objects],
@@ -349,74 +372,84 @@ class EventLogRecorder:
             else {n: [] for n in s.EVENT_OBJECTS.names},
             schema=s.EVENT_OBJECTS,
         )
-        user_o2o = user_objects.select(["ocel_id"]).rename_columns(["ocel_source_id"])
-        user_o2o = user_o2o.append_column(
-            "ocel_target_id",
-            pc.binary_join_element_wise("arm/", user_objects["arm"], ""),
-        ).append_column("ocel_qualifier", pa.array(["assigned to"] * len(user_objects)))
         return {
             "events": pa.concat_tables([agent_events, user_events]),
-            "objects": pa.concat_tables([objects, user_objects]),
+            "objects": pa.concat_tables([objects, users]),
             "event_objects": pa.concat_tables([e2o_table, user_links]),
-            "object_objects": pa.concat_tables([o2o, user_o2o.cast(s.OBJECT_OBJECTS)]),
+            "object_objects": pa.concat_tables([o2o, assigned]),
             "decisions": self._decision_table(names),
         }
 
     def _user_tables(
         self, first_id: int, names: Mapping[str, str]
-    ) -> tuple[pa.Table, pa.Table, pa.Table]:
-        """User-level events, their links to users, and the users: built column-wise."""
-        shown = [names.get(a, a) for a in self._arm_order]
+    ) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+        """User-level events, their links to users, the users and their links to arms: built
+        column-wise (a user's id string is made once and taken for each of its events)."""
         if not self._chunks:
-            empty = [
-                pa.table({n: [] for n in t.names}, schema=t)
-                for t in (s.EVENTS, s.EVENT_OBJECTS, s.OBJECTS)
-            ]
-            return empty[0], empty[1], empty[2]
-        code, day, arm, user, value = (np.concatenate(c) for c in zip(*self._chunks, strict=True))
-        n = len(code)
-        ids = pc.binary_join_element_wise(
-            "e", pa.array(np.arange(first_id, first_id + n)).cast(pa.string()), ""
+            return tuple(
+                _empty(t) for t in (s.EVENTS, s.EVENT_OBJECTS, s.OBJECTS, s.OBJECT_OBJECTS)
+            )  # type: ignore[return-value]
+        shown = [names.get(a, a) for a in self._arm_order]
+        arm = np.concatenate([a for a, _, _ in self._users_seen])
+        user = np.concatenate([u for _, u, _ in self._users_seen])
+        since = np.concatenate([np.full(len(a), d, np.int32) for a, _, d in self._users_seen])
+        user_ids = pa.array(
+            [
+                f"{s.object_id(s.USER, shown[a])}/{u}"
+                for a, u in zip(arm.tolist(), user.tolist(), strict=True)
+            ],
+            pa.string(),
         )
+        user_arm = pa.array(shown, pa.string()).take(pa.array(arm))
+        users = pa.table(
+            [user_ids, _repeat(s.USER, len(arm)), user_arm, pa.array(since),
+             pa.nulls(len(arm), pa.string())],
+            schema=s.OBJECTS,
+        )  # fmt: skip
+        arm_ids = pa.array([s.object_id(s.ARM, a) for a in shown], pa.string())
+        assigned = pa.table(
+            [user_ids, arm_ids.take(pa.array(arm)), _repeat("assigned to", len(arm))],
+            schema=s.OBJECT_OBJECTS,
+        )
+        code, day, owner, count = (np.concatenate(c) for c in zip(*self._chunks, strict=True))
+        n = len(code)
+        ids = pa.array(np.arange(first_id, first_id + n)).cast(pa.string())
         offset_s = s.USER_EVENTS_FROM_S + 60 * code.astype(np.int64)
         time = (
             np.datetime64(s.START, "us")
             + day.astype("timedelta64[D]")
             + offset_s.astype("timedelta64[s]")
         )
-        arm_names = pa.array(shown).take(pa.array(arm))
-        user_ids = pc.binary_join_element_wise(
-            pa.array([f"{s.object_id(s.USER, a)}/" for a in shown]).take(pa.array(arm)),
-            pa.array(user).cast(pa.string()),
-            "",
-        )
-        types = pa.array([k.name for k in self.kinds]).take(pa.array(code))
+        valued = np.array([k.value is not None for k in self.kinds])[code]
+        owners = pa.array(owner)
         events = pa.table(
-            [ids, types, pa.array(time), pa.array(day), arm_names,
-             pa.array(value, mask=np.isnan(value)), pa.nulls(n, pa.string()),
+            [ids, pa.array([k.name for k in self.kinds], pa.string()).take(pa.array(code)),
+             pa.array(time), pa.array(day), user_arm.take(owners),
+             pa.array(count.astype(np.float64), mask=~valued), pa.nulls(n, pa.string()),
              pa.nulls(n, pa.string())],
             schema=s.EVENTS,
         )  # fmt: skip
-        links = pa.table([ids, user_ids, pa.array(["user"] * n)], schema=s.EVENT_OBJECTS)
-        # one object per user seen, with the first day it was seen (its enrolment, if logged)
-        order = np.lexsort((day, user, arm))
-        key = arm[order].astype(np.int64) * (1 << 32) + user[order]
-        first = order[np.r_[True, key[1:] != key[:-1]]]
-        users = pa.table(
-            [user_ids.take(pa.array(first)), pa.array([s.USER] * len(first)),
-             arm_names.take(pa.array(first)), pa.array(day[first]),
-             pa.nulls(len(first), pa.string())],
-            schema=s.OBJECTS,
-        )  # fmt: skip
-        return events, links, users
+        links = pa.table([ids, user_ids.take(owners), _repeat("user", n)], schema=s.EVENT_OBJECTS)
+        return events, links, users, assigned
 
     def _decision_table(self, names: Mapping[str, str]) -> pa.Table:
-        rows = []
-        for d in self._decisions:
-            row = dict(d.row)
-            row["arm"] = names.get(row["arm"], row["arm"])
-            rows.append(row | {"reward": d.reward, "reward_days": d.reward_days})
-        return pa.Table.from_pylist(rows, schema=s.DECISIONS)
+        knobs, metrics = self._columns or ((), ())
+        rows = [
+            d.row | {"arm": names.get(d.row["arm"], d.row["arm"]), "reward": d.reward,
+                     "reward_days": d.reward_days}
+            for d in self._decisions
+        ]  # fmt: skip
+        return pa.Table.from_pylist(rows, schema=s.decision_schema(knobs, metrics))
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """``text`` n times, as a string column built in Arrow (no Python list of n strings)."""
+    indices = pa.array(np.zeros(n, np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([text])).cast(pa.string())
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.table({name: [] for name in schema.names}, schema=schema)
 
 
 def _json(value: object) -> str:

@@ -14,6 +14,7 @@ order), and a circuit breaker that trips on the day's figures trips at the start
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -95,13 +96,10 @@ DECISIONS = pa.schema(
         ("arm", pa.string()),
         ("agent", pa.string()),
         ("day", pa.int32()),
-        ("observation", pa.string()),
-        ("economy", pa.string()),
-        ("allowed_refusal", pa.string()),
-        ("allowed_ranges", pa.string()),
         ("action", pa.string()),
         ("reasoning", pa.string()),
         ("probability", pa.float64()),
+        ("allowed_refusal", pa.string()),
         ("outcome", pa.string()),
         ("rejection_code", pa.string()),
         ("decision_id", pa.string()),
@@ -109,14 +107,46 @@ DECISIONS = pa.schema(
         ("reward_days", pa.int32()),
     ]
 )
-"""One row per agent decision: ``observation`` (the signals exactly as the agent saw them,
-JSON), ``economy`` (its arm's knobs then, JSON), what the guardrails would have accepted
-(``allowed_refusal``: the code any update would have got, null when updates were open;
-``allowed_ranges``: per knob the values that pass unclamped, JSON), ``action`` (the update's
-overrides as JSON, null for a hold), ``probability`` (of that action under the agent's policy),
-``outcome`` (``hold``, ``applied``, ``clamped`` or ``rejected``, with ``rejection_code``), and
-``reward``: the arm's objective per enrolled user over the ``reward_days`` until the next
-decision (to the horizon for the last one, the value after the horizon included)."""
+"""The decision points' fixed columns; :func:`decision_schema` adds the scenario's. One row per
+agent decision: ``action`` (the update as the agent returned it, JSON; null for a hold),
+``probability`` (of that action under the agent's policy), ``allowed_refusal`` (the rejection
+code any update would have got then; null while updates were open), ``outcome`` (``hold``,
+``applied``, ``clamped`` or ``rejected``, with ``rejection_code``), and ``reward``: the arm's
+objective per enrolled user over the ``reward_days`` until its next decision (to the horizon
+for the last; the value after the horizon is not in it)."""
+
+SIGNALS = (
+    ("enrolled", pa.int64()),
+    ("active_today", pa.int64()),
+    ("active_7d", pa.int64()),
+    ("total_actions", pa.int64()),
+    ("experiment_days", pa.int64()),
+)
+METRIC = (
+    ("value", pa.float64()),
+    ("std_dev", pa.float64()),
+    ("sample_size", pa.int64()),
+    ("confidence", pa.string()),
+)
+
+
+def decision_schema(knobs: Sequence[str], metrics: Sequence[str]) -> pa.Schema:
+    """:data:`DECISIONS` plus, as plain columns (features for a reward model, no JSON to
+    parse): the observation exactly as the agent saw it (``obs.<signal>``,
+    ``obs.<METRIC>.<value|std_dev|sample_size|confidence>``), its arm's economy then
+    (``economy.<knob>``), what the guardrails would have let through unclamped
+    (``allowed.<knob>.low``/``.high``) and the value it asked for (``action.<knob>``, null
+    where it asked nothing)."""
+    fields = list(DECISIONS)
+    fields += [pa.field(f"obs.{name}", kind) for name, kind in SIGNALS]
+    fields += [pa.field(f"obs.{m}.{name}", kind) for m in metrics for name, kind in METRIC]
+    fields += [pa.field(f"economy.{k}", pa.float64()) for k in knobs]
+    fields += [
+        pa.field(f"allowed.{k}.{end}", pa.float64()) for k in knobs for end in ("low", "high")
+    ]
+    fields += [pa.field(f"action.{k}", pa.float64()) for k in knobs]
+    return pa.schema(fields)
+
 
 TABLES = {
     "events": EVENTS,
@@ -125,7 +155,8 @@ TABLES = {
     "object_objects": OBJECT_OBJECTS,
     "decisions": DECISIONS,
 }
-"""File stem -> schema: one tournament's log is ``<stem>.parquet`` for each."""
+"""File stem -> schema: one tournament's log is ``<stem>.parquet`` for each (the decisions
+table has the scenario's columns after these: :func:`decision_schema`)."""
 
 
 def object_id(kind: str, *parts: object) -> str:
