@@ -329,7 +329,7 @@ class EventLogRecorder:
             return s.object_id(kind, shown) if part is None else s.object_id(kind, shown, part)
 
         rows = self._rows
-        agent_ids = [str(i) for i in range(len(rows))]
+        agent_ids = list(range(len(rows)))
         start = np.datetime64(s.START, "us")
         agent_events = pa.table(
             {
@@ -413,7 +413,6 @@ class EventLogRecorder:
         )
         code, day, owner, count = (np.concatenate(c) for c in zip(*self._chunks, strict=True))
         n = len(code)
-        ids = pa.array(np.arange(first_id, first_id + n)).cast(pa.string())
         offset_s = s.USER_EVENTS_FROM_S + 60 * code.astype(np.int64)
         time = (
             np.datetime64(s.START, "us")
@@ -421,15 +420,19 @@ class EventLogRecorder:
             + offset_s.astype("timedelta64[s]")
         )
         valued = np.array([k.value is not None for k in self.kinds])[code]
-        owners = pa.array(owner)
+        owner32 = owner.astype(np.int32)
         events = pa.table(
-            [ids, pa.array([k.name for k in self.kinds], pa.string()).take(pa.array(code)),
-             pa.array(time), pa.array(day), user_arm.take(owners),
-             pa.array(count.astype(np.float64), mask=~valued), pa.nulls(n, pa.string()),
-             pa.nulls(n, pa.string())],
+            [pa.array(np.arange(first_id, first_id + n)),
+             _coded(code, [k.name for k in self.kinds]), pa.array(time), pa.array(day),
+             _coded(arm[owner], shown), pa.array(count.astype(np.float64), mask=~valued),
+             pa.nulls(n, pa.string()), pa.nulls(n, pa.string())],
             schema=s.EVENTS,
         )  # fmt: skip
-        links = pa.table([ids, user_ids.take(owners), _repeat("user", n)], schema=s.EVENT_OBJECTS)
+        links = pa.table(
+            [events["ocel_id"], pa.DictionaryArray.from_arrays(owner32, user_ids),
+             _coded(np.zeros(n, np.int32), ["user"])],
+            schema=s.EVENT_OBJECTS,
+        )  # fmt: skip
         return events, links, users, assigned
 
     def _decision_table(self, names: Mapping[str, str]) -> pa.Table:
@@ -440,6 +443,11 @@ class EventLogRecorder:
             for d in self._decisions
         ]  # fmt: skip
         return pa.Table.from_pylist(rows, schema=s.decision_schema(knobs, metrics))
+
+
+def _coded(codes: np.ndarray, texts: list[str]) -> pa.DictionaryArray:
+    """``texts[codes[i]]`` for every i, as a dictionary column (no string per row is made)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(texts))
 
 
 def _repeat(text: str, n: int) -> pa.Array:

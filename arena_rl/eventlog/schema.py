@@ -47,20 +47,25 @@ AGENT_EVENTS = (
     BREAKER_RECOVERED,
 )
 
+TEXT = pa.dictionary(pa.int32(), pa.string())
+"""A text column with few distinct values (types, arms, qualifiers, a user's id on each of its
+events): stored as numbers into a dictionary, which Parquet writes without hashing a string."""
+
 EVENTS = pa.schema(
     [
-        ("ocel_id", pa.string()),
-        ("ocel_type", pa.string()),
+        ("ocel_id", pa.int64()),
+        ("ocel_type", TEXT),
         ("ocel_time", pa.timestamp("us")),
         ("day", pa.int32()),
-        ("arm", pa.string()),
+        ("arm", TEXT),
         ("value", pa.float64()),
         ("code", pa.string()),
         ("detail", pa.string()),
     ]
 )
-"""``value``: a number the type defines (a user event's count or amount, a decision's
-probability); ``code``: a rejection code; ``detail``: text or JSON (a request, an economy)."""
+"""``ocel_id``: the event's number (OCEL's exports write it as text); ``value``: a number the
+type defines (a user event's count or amount, a decision's probability); ``code``: a rejection
+code; ``detail``: text or JSON (a request, an economy)."""
 
 OBJECTS = pa.schema(
     [
@@ -76,11 +81,7 @@ economy version's first day); ``detail``: JSON (an economy's knobs, a tournament
 an agent's configuration)."""
 
 EVENT_OBJECTS = pa.schema(
-    [
-        ("ocel_event_id", pa.string()),
-        ("ocel_object_id", pa.string()),
-        ("ocel_qualifier", pa.string()),
-    ]
+    [("ocel_event_id", pa.int64()), ("ocel_object_id", TEXT), ("ocel_qualifier", TEXT)]
 )
 OBJECT_OBJECTS = pa.schema(
     [
