@@ -112,7 +112,7 @@ class EventLogRecorder:
         self._versions: dict[str, list[dict[str, float]]] = {}
         self._agents: dict[str, str] = {}
         self._decisions: list[_Decision] = []
-        self._columns: tuple[tuple[str, ...], tuple[str, ...]] = ()
+        self._columns: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         """The scenario's knobs and metrics, as the first decision showed them."""
         self._open: dict[str, _Decision] = {}
         self._last: dict[str, _Decision] = {}
@@ -166,13 +166,13 @@ class EventLogRecorder:
             "allowed_refusal": e.allowed.refusal,
             "outcome": "hold",
         }
-        seen = e.observation
+        obs = e.observation
         row.update(
-            {"obs.enrolled": seen.enrolled, "obs.active_today": seen.active_today,
-             "obs.active_7d": seen.active_7d, "obs.total_actions": seen.total_actions,
-             "obs.experiment_days": seen.experiment_days}
+            {"obs.enrolled": obs.enrolled, "obs.active_today": obs.active_today,
+             "obs.active_7d": obs.active_7d, "obs.total_actions": obs.total_actions,
+             "obs.experiment_days": obs.experiment_days}
         )  # fmt: skip
-        for name, m in seen.metrics.items():
+        for name, m in obs.metrics.items():
             row[f"obs.{name}.value"] = m.value
             row[f"obs.{name}.std_dev"] = m.std_dev
             row[f"obs.{name}.sample_size"] = m.sample_size
@@ -185,7 +185,7 @@ class EventLogRecorder:
             if isinstance(value, int | float) and f"economy.{knob}" in row:
                 row[f"action.{knob}"] = value
         if not self._columns:
-            self._columns = (tuple(e.config), tuple(seen.metrics))
+            self._columns = (tuple(e.config), tuple(obs.metrics))
         decision = _Decision(row)
         self._decisions.append(decision)
         self._last[e.arm] = decision

@@ -1,0 +1,379 @@
+"""Replay a policy over logged decision points, with no way to see the future.
+
+At each logged decision point the policy is asked what it would have done, given what the
+logged agent was given (the observation, its arm's economy) and nothing that happened later.
+The guarantee is structural: the policy is built and runs in its own process
+(:func:`multiprocessing` "spawn"), which receives, before each decision point, only the decision
+rows strictly before it (with a reward only once its window has closed), and never the log, its
+path or anything else of the parent's. Whatever it tries inside that process — its attributes,
+closures, stack frames, ``gc``, the files it has open — it can find nothing later, because nothing
+later is there. A policy that raises, crashes or answers junk is recorded, not trusted.
+
+What comes back per decision point: the policy's action, whether it agrees with the logged one,
+and whether the guardrails would have let it through (a violation says why); with the logged
+probabilities and rewards, that is what off-policy evaluation weighs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import math
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from arena_rl.agent import Agent, VariantInfo
+from arena_rl.core.guardrails import GuardrailResult, RejectionCode
+from arena_rl.core.signals import Signals
+from arena_rl.core.stats import MetricValue
+from arena_rl.sandbox import AgentSandbox
+
+PolicyFactory = Callable[[], Agent]
+"""Builds the policy inside its own process (picklable: a class, or a functools.partial)."""
+
+_KNOWN: list[dict[str, Any]] = []
+"""In the policy's process: the decision rows known so far (see :func:`history`)."""
+
+
+def history() -> list[dict[str, Any]]:
+    """Inside a replayed policy: the logged decision rows strictly before the current decision
+    point, oldest first (a reward is None until its window has closed). A copy: nothing a policy
+    does to it changes the replay."""
+    return [dict(row) for row in _KNOWN]
+
+
+@dataclass(frozen=True)
+class ReplayedDecision:
+    """The policy's answer at one logged decision point."""
+
+    row: int
+    """Index of the decision point in the logged table."""
+    day: int
+    arm: str
+    action: dict[str, float] | None
+    """What the policy asked for (None: hold)."""
+    probability: float
+    """The policy's stated probability of that action."""
+    agrees: bool
+    """Whether it is the logged action (both holds, or the same values)."""
+    violation: str | None
+    """Why the guardrails would not have let it through as asked (or how the policy failed)."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Every decision point's replay, in the logged table's order, and the policy's faults."""
+
+    decisions: list[ReplayedDecision]
+    faults: list[str]
+    seconds: float
+
+    @property
+    def agreement(self) -> float:
+        return float(np.mean([d.agrees for d in self.decisions])) if self.decisions else math.nan
+
+    @property
+    def violations(self) -> int:
+        return sum(d.violation is not None for d in self.decisions)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(
+            [
+                {
+                    "row": d.row, "day": d.day, "arm": d.arm,
+                    "action": None if d.action is None else json.dumps(d.action),
+                    "probability": d.probability, "agrees": d.agrees, "violation": d.violation,
+                }
+                for d in self.decisions
+            ]
+        )  # fmt: skip
+
+
+class ReplayError(RuntimeError):
+    """The policy's process died or stopped answering (named with the decision point)."""
+
+
+def signals_of(row: Mapping[str, Any], metrics: Sequence[str]) -> Signals:
+    """The observation a logged decision row records, as the agent was given it."""
+    return Signals(
+        enrolled=int(row["obs.enrolled"]),
+        active_today=int(row["obs.active_today"]),
+        active_7d=int(row["obs.active_7d"]),
+        total_actions=int(row["obs.total_actions"]),
+        experiment_days=int(row["obs.experiment_days"]),
+        metrics={
+            m: MetricValue(
+                row[f"obs.{m}.value"],
+                row[f"obs.{m}.std_dev"],
+                int(row[f"obs.{m}.sample_size"]),
+                row[f"obs.{m}.confidence"],
+            )
+            for m in metrics
+        },
+    )
+
+
+def _columns(table: pa.Table, prefix: str, suffix: str = "") -> list[str]:
+    """The names between ``prefix`` and ``suffix`` of the table's columns, in order."""
+    names = []
+    for column in table.column_names:
+        if column.startswith(prefix) and column.endswith(suffix):
+            names.append(column[len(prefix) : len(column) - len(suffix)])
+    return names
+
+
+def replay(
+    decisions: pa.Table,
+    policy: PolicyFactory,
+    info: VariantInfo,
+    *,
+    seed: int = 0,
+    timeout_s: float = 60.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Ask ``policy`` at every logged decision point what it would have done.
+
+    Each arm's decision points form one run of the policy (reset, with ``seed``, before the
+    arm's first); the arms are replayed one after another, each decision point seeing the rows
+    of every arm strictly before its day.
+
+    Args:
+        decisions: a log's decision points (``decisions.parquet``).
+        policy: builds the policy in its own process.
+        info: what the policy is told of its variant at reset (scenario, knobs, horizon).
+        seed: seeds the policy's generator at each reset.
+        timeout_s: a decision point the policy does not answer within this is an error.
+        progress: called with (done, total) as decision points are answered.
+    """
+    rows = decisions.to_pylist()
+    metrics = _columns(decisions, "obs.", ".value")
+    knobs = _columns(decisions, "economy.")
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["arm"], rows[i]["day"]))
+    past = sorted(rows, key=lambda r: r["day"])
+    days = [r["day"] for r in past]
+    answers: dict[int, ReplayedDecision] = {}
+    started = time.perf_counter()
+    with _PolicyProcess(policy, info, timeout_s) as child:
+        arm: str | None = None
+        for done, i in enumerate(order):
+            row = rows[i]
+            if row["arm"] != arm:
+                arm = row["arm"]
+                child.reset(seed)
+            config = {k: row[f"economy.{k}"] for k in knobs}
+            where = f"decision point {i} (arm {row['arm']!r}, day {row['day']})"
+            before = bisect.bisect_left(days, row["day"])  # rows strictly before its day
+            action, probability = child.decide(
+                past, before, row["day"], signals_of(row, metrics), config, where
+            )
+            violation = _violation(action, row, knobs)
+            agrees = _same(action, _logged(row))
+            if action is not None:
+                child.tell(_answer(action, agrees, violation, row, config))
+            answers[i] = ReplayedDecision(
+                row=i, day=row["day"], arm=row["arm"], action=action, probability=probability,
+                agrees=agrees, violation=violation,
+            )  # fmt: skip
+            if progress is not None:
+                progress(done + 1, len(rows))
+        faults = child.faults()
+    return ReplayResult(
+        [answers[i] for i in range(len(rows))], faults, time.perf_counter() - started
+    )
+
+
+def _answer(
+    action: Mapping[str, float],
+    agrees: bool,
+    violation: str | None,
+    row: Mapping[str, Any],
+    config: Mapping[str, float],
+) -> GuardrailResult:
+    """The guardrails' answer the policy is told: the logged one where it asked what was
+    logged; otherwise what they would have said as far as the log shows (refused, or accepted
+    with values clamped into the allowed window). The arm's economy stays the logged one."""
+    if agrees:
+        accepted = row["outcome"] in ("applied", "clamped")
+        code = row["rejection_code"]
+    else:
+        accepted = violation is None or violation.startswith("clamped")
+        code = None if accepted else (violation or "").split(": ")[1].split(" ")[0]
+    applied = None
+    if accepted:
+        applied = dict(config)
+        for knob, value in action.items():
+            if f"allowed.{knob}.low" in row and isinstance(value, int | float):
+                applied[knob] = min(
+                    max(value, row[f"allowed.{knob}.low"]), row[f"allowed.{knob}.high"]
+                )
+    detail = "as logged" if agrees else (violation or "accepted")
+    rejection = None if code is None else RejectionCode(code)
+    return GuardrailResult(accepted, applied, {}, rejection, detail, None, "replay")
+
+
+def _logged(row: Mapping[str, Any]) -> dict[str, float] | None:
+    return None if row["action"] is None else json.loads(row["action"])
+
+
+def _same(a: Mapping[str, float] | None, b: Mapping[str, float] | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if set(a) != set(b):
+        return False
+    try:
+        return all(math.isclose(float(a[k]), float(b[k]), rel_tol=1e-9, abs_tol=1e-12) for k in a)
+    except (TypeError, ValueError):
+        return False
+
+
+def _violation(
+    action: Mapping[str, float] | None, row: Mapping[str, Any], knobs: Sequence[str]
+) -> str | None:
+    """Why the guardrails would not have taken ``action`` as asked at this decision point."""
+    if action is None:
+        return None
+    if row["allowed_refusal"] is not None:
+        return f"rejected: {row['allowed_refusal']} (no update was accepted then)"
+    unknown = sorted(set(action) - set(knobs))
+    if unknown:
+        return f"rejected: INVALID_UPDATE (no knob {', '.join(map(repr, unknown))})"
+    outside = []
+    for knob, value in action.items():
+        low, high = row[f"allowed.{knob}.low"], row[f"allowed.{knob}.high"]
+        if not isinstance(value, int | float) or not low - 1e-9 <= value <= high + 1e-9:
+            outside.append(f"{knob}={value!r} outside [{low:g}, {high:g}]")
+    return f"clamped: {'; '.join(outside)}" if outside else None
+
+
+class _PolicyProcess:
+    """The policy's own process, and the only channel to it."""
+
+    def __init__(self, policy: PolicyFactory, info: VariantInfo, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        context = mp.get_context("spawn")
+        self.conn, child_end = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child_end, policy, info), name="arena-replay-policy", daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        self._sent = 0
+        self._pending: set[int] = set()
+        """Positions of rows sent before their reward was known."""
+
+    def __enter__(self) -> _PolicyProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(("stop",))
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+        self.conn.close()
+
+    def reset(self, seed: int) -> None:
+        self._sent, self._pending = 0, set()
+        self._ask(("reset", seed), "reset")
+
+    def decide(
+        self,
+        past: Sequence[Mapping[str, Any]],
+        before: int,
+        now: int,
+        signals: Signals,
+        config: dict[str, float],
+        where: str,
+    ) -> tuple[dict[str, float] | None, float]:
+        """Send what became known since the last decision point (``past[:before]`` in all, a
+        reward only once its window closed by ``now``), then ask."""
+        new = []
+        for position in range(self._sent, before):
+            row = dict(past[position])
+            if row["day"] + row["reward_days"] > now:
+                row["reward"] = None
+                self._pending.add(position)
+            new.append(row)
+        closed = {
+            p: past[p]["reward"]
+            for p in self._pending
+            if past[p]["day"] + past[p]["reward_days"] <= now
+        }
+        self._pending -= set(closed)
+        self._sent = max(self._sent, before)
+        answer = self._ask(("decide", new, closed, signals, config), where)
+        return answer
+
+    def tell(self, result: GuardrailResult) -> None:
+        """The guardrails' answer to the policy's last action (no reply is awaited)."""
+        with contextlib.suppress(OSError):
+            self.conn.send(("result", result))
+
+    def faults(self) -> list[str]:
+        result: list[str] = self._ask(("faults",), "the end")
+        return result
+
+    def _ask(self, message: tuple[Any, ...], where: str) -> Any:
+        try:
+            self.conn.send(message)
+            if not self.conn.poll(self.timeout_s):
+                raise ReplayError(f"the policy did not answer {where} within {self.timeout_s:g} s")
+            kind, payload = self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            self.process.join(timeout=1)
+            raise ReplayError(
+                f"the policy's process died at {where} (exit code {self.process.exitcode}): "
+                f"{type(exc).__name__}"
+            ) from None
+        if kind == "error":
+            raise ReplayError(f"the policy failed at {where}: {payload}")
+        return payload
+
+
+def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo) -> None:
+    """The policy's process: build it, then answer the parent's requests until told to stop."""
+    os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))  # nothing of the parent's to look at
+    try:
+        box = AgentSandbox("policy", policy(), info.knobs, timeout_s=None)
+    except Exception as exc:
+        conn.send(("error", f"could not build the policy: {type(exc).__name__}: {exc}"))
+        return
+    for message in _requests(conn):
+        kind = message[0]
+        if kind == "reset":
+            _KNOWN.clear()
+            box.reset(info, np.random.default_rng(message[1]))
+            conn.send(("ok", None))
+        elif kind == "decide":
+            _, new, closed, signals, config = message
+            _KNOWN.extend(new)
+            for position, reward in closed.items():
+                _KNOWN[position]["reward"] = reward
+            update, probability = box.decide(signals, config, signals.experiment_days)
+            action = None if update is None else dict(update.overrides)
+            conn.send(("ok", (action, probability)))
+        elif kind == "result":
+            box.on_result(message[1], len(_KNOWN))
+        elif kind == "faults":
+            conn.send(("ok", list(box.faults)))
+
+
+def _requests(conn: Connection) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message[0] == "stop":
+            return
+        yield message
