@@ -12,6 +12,9 @@ Prints two figures (medians over the repeats, in one process):
    first; then a recorder keeping all users takes them, builds its tables and writes them as
    Parquet: user-level events per second over that whole path.
 
+3. **Replay.** 10,000 logged decision points (a default tournament's, repeated with the arms
+   renamed) replayed for a cheap policy (the rule agent) in its own process.
+
 Then one JSON line with the figures.
 """
 
@@ -27,11 +30,14 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agents.rule import RuleBased
 from agents.ucb import UCB1
+from arena_rl.agent import VariantInfo
 from arena_rl.config import build_agent, compose_config, settings_from
 from arena_rl.core.events import Event, UserDay
 from arena_rl.eventlog.files import to_parquet
 from arena_rl.eventlog.recorder import EventLogRecorder
+from arena_rl.eventlog.replay import replay
 from arena_rl.experiment import run_experiment
 from arena_rl.scenarios import load_population, load_scenario
 from arena_rl.tournament.runner import play_one
@@ -91,6 +97,30 @@ def write_rate(n_users: int, days: int, repeats: int) -> dict[str, float]:
     return {"user_events": n_events, "seconds": median, "events_per_s": n_events / median}
 
 
+def replay_speed(n_points: int) -> dict[str, float]:
+    """Seconds to replay ``n_points`` decision points for the rule agent."""
+    scenario = load_scenario()
+    recorder = EventLogRecorder(scenario.user_events, users="none")
+    agents = {name: build_agent(name, config) for name, config in _agents().items()}
+    run_experiment(agents, seed=0, scenario=scenario, population=load_population(scenario),
+                   subscribers=[recorder])  # fmt: skip
+    one = recorder.tables()["decisions"]
+    copies = []
+    for k in range(-(-n_points // len(one))):
+        arms = pa.array([f"{arm}#{k}" for arm in one["arm"].to_pylist()])
+        copies.append(one.set_column(one.column_names.index("arm"), "arm", arms))
+    table = pa.concat_tables(copies).slice(0, n_points)
+    started = time.perf_counter()
+    result = replay(table, RuleBased, VariantInfo.of("rule", scenario=scenario))
+    seconds = time.perf_counter() - started
+    return {"decision_points": len(result.decisions), "seconds": seconds,
+            "per_s": len(result.decisions) / seconds}  # fmt: skip
+
+
+def _agents() -> dict[str, dict[str, object]]:
+    return settings_from(compose_config([AGENTS, "tournament.n_tournaments=1"])).agents
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -109,7 +139,12 @@ def main() -> None:
         f"{rate['user_events']:,} events in {rate['seconds']:.3f} s "
         f"= {rate['events_per_s'] / 1e6:.1f} M events/s (recorder, tables and Parquet)"
     )
-    print(json.dumps({"tournament": overhead, "write": rate}))
+    speed = replay_speed(10_000)
+    print(
+        f"replay of {speed['decision_points']:,.0f} decision points (rule agent, own process): "
+        f"{speed['seconds']:.2f} s, {speed['per_s']:,.0f} per s"
+    )
+    print(json.dumps({"tournament": overhead, "write": rate, "replay": speed}))
 
 
 if __name__ == "__main__":

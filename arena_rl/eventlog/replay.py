@@ -143,9 +143,9 @@ def replay(
 ) -> ReplayResult:
     """Ask ``policy`` at every logged decision point what it would have done.
 
-    Each arm's decision points form one run of the policy (reset, with ``seed``, before the
-    arm's first); the arms are replayed one after another, each decision point seeing the rows
-    of every arm strictly before its day.
+    Each arm's decision points form one run of its own copy of the policy (built and reset,
+    with ``seed``, at the arm's first); the arms are replayed side by side, day by day, so the
+    policy's process only ever holds the rows of every arm strictly before the current day.
 
     Args:
         decisions: a log's decision points (``decisions.parquet``).
@@ -158,28 +158,24 @@ def replay(
     rows = decisions.to_pylist()
     metrics = _columns(decisions, "obs.", ".value")
     knobs = _columns(decisions, "economy.")
-    order = sorted(range(len(rows)), key=lambda i: (rows[i]["arm"], rows[i]["day"]))
-    past = sorted(rows, key=lambda r: r["day"])
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["day"], rows[i]["arm"]))
+    past = [rows[i] for i in order]
     days = [r["day"] for r in past]
     answers: dict[int, ReplayedDecision] = {}
     started = time.perf_counter()
-    with _PolicyProcess(policy, info, timeout_s) as child:
-        arm: str | None = None
+    with _PolicyProcess(policy, info, seed, timeout_s) as child:
         for done, i in enumerate(order):
             row = rows[i]
-            if row["arm"] != arm:
-                arm = row["arm"]
-                child.reset(seed)
             config = {k: row[f"economy.{k}"] for k in knobs}
             where = f"decision point {i} (arm {row['arm']!r}, day {row['day']})"
             before = bisect.bisect_left(days, row["day"])  # rows strictly before its day
             action, probability = child.decide(
-                past, before, row["day"], signals_of(row, metrics), config, where
+                row["arm"], past, before, row["day"], signals_of(row, metrics), config, where
             )
             violation = _violation(action, row, knobs)
             agrees = _same(action, _logged(row))
             if action is not None:
-                child.tell(_answer(action, agrees, violation, row, config))
+                child.tell(row["arm"], _answer(action, agrees, violation, row, config))
             answers[i] = ReplayedDecision(
                 row=i, day=row["day"], arm=row["arm"], action=action, probability=probability,
                 agrees=agrees, violation=violation,
@@ -258,13 +254,16 @@ def _violation(
 class _PolicyProcess:
     """The policy's own process, and the only channel to it."""
 
-    def __init__(self, policy: PolicyFactory, info: VariantInfo, timeout_s: float) -> None:
+    def __init__(
+        self, policy: PolicyFactory, info: VariantInfo, seed: int, timeout_s: float
+    ) -> None:
         self.timeout_s = timeout_s
         context = mp.get_context("spawn")
         self.conn, child_end = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(child_end, policy, info), name="arena-replay-policy", daemon=True
-        )
+            target=_serve, args=(child_end, policy, info, seed), name="arena-replay-policy",
+            daemon=True,
+        )  # fmt: skip
         self.process.start()
         child_end.close()
         self._sent = 0
@@ -282,12 +281,9 @@ class _PolicyProcess:
             self.process.kill()
         self.conn.close()
 
-    def reset(self, seed: int) -> None:
-        self._sent, self._pending = 0, set()
-        self._ask(("reset", seed), "reset")
-
     def decide(
         self,
+        arm: str,
         past: Sequence[Mapping[str, Any]],
         before: int,
         now: int,
@@ -311,13 +307,13 @@ class _PolicyProcess:
         }
         self._pending -= set(closed)
         self._sent = max(self._sent, before)
-        answer = self._ask(("decide", new, closed, signals, config), where)
+        answer = self._ask(("decide", arm, new, closed, signals, config), where)
         return answer
 
-    def tell(self, result: GuardrailResult) -> None:
-        """The guardrails' answer to the policy's last action (no reply is awaited)."""
+    def tell(self, arm: str, result: GuardrailResult) -> None:
+        """The guardrails' answer to the arm's policy's last action (no reply is awaited)."""
         with contextlib.suppress(OSError):
-            self.conn.send(("result", result))
+            self.conn.send(("result", arm, result))
 
     def faults(self) -> list[str]:
         result: list[str] = self._ask(("faults",), "the end")
@@ -340,32 +336,33 @@ class _PolicyProcess:
         return payload
 
 
-def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo) -> None:
-    """The policy's process: build it, then answer the parent's requests until told to stop."""
+def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int) -> None:
+    """The policy's process: a copy of the policy per arm, built at the arm's first decision
+    point; answers the parent's requests until told to stop."""
     os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))  # nothing of the parent's to look at
-    try:
-        box = AgentSandbox("policy", policy(), info.knobs, timeout_s=None)
-    except Exception as exc:
-        conn.send(("error", f"could not build the policy: {type(exc).__name__}: {exc}"))
-        return
+    boxes: dict[str, AgentSandbox] = {}
     for message in _requests(conn):
         kind = message[0]
-        if kind == "reset":
-            _KNOWN.clear()
-            box.reset(info, np.random.default_rng(message[1]))
-            conn.send(("ok", None))
-        elif kind == "decide":
-            _, new, closed, signals, config = message
+        if kind == "decide":
+            _, arm, new, closed, signals, config = message
             _KNOWN.extend(new)
             for position, reward in closed.items():
                 _KNOWN[position]["reward"] = reward
-            update, probability = box.decide(signals, config, signals.experiment_days)
+            if arm not in boxes:
+                try:
+                    boxes[arm] = AgentSandbox(arm, policy(), info.knobs, timeout_s=None)
+                except Exception as exc:
+                    conn.send(("error", f"could not build the policy: {type(exc).__name__}: {exc}"))
+                    return
+                boxes[arm].reset(info, np.random.default_rng(seed))
+            update, probability = boxes[arm].decide(signals, config, signals.experiment_days)
             action = None if update is None else dict(update.overrides)
             conn.send(("ok", (action, probability)))
         elif kind == "result":
-            box.on_result(message[1], len(_KNOWN))
+            _, arm, result = message
+            boxes[arm].on_result(result, len(_KNOWN))
         elif kind == "faults":
-            conn.send(("ok", list(box.faults)))
+            conn.send(("ok", [f"{arm}: {f}" for arm, box in boxes.items() for f in box.faults]))
 
 
 def _requests(conn: Connection) -> Iterator[tuple[Any, ...]]:
