@@ -86,7 +86,7 @@ def test_faults_and_violations_are_recorded_not_trusted(decisions: pa.Table) -> 
 def test_a_policy_process_that_dies_is_an_error_naming_the_decision_point(
     decisions: pa.Table,
 ) -> None:
-    with pytest.raises(ReplayError, match=r"died at decision point \d+ \(arm 'r"):
+    with pytest.raises(ReplayError, match=r"died at decision point \d+ \(tournament 0, arm 'r"):
         replay(decisions, Crashes, info())
 
 

@@ -58,6 +58,7 @@ class ReplayedDecision:
 
     row: int
     """Index of the decision point in the logged table."""
+    tournament: int
     day: int
     arm: str
     action: dict[str, float] | None
@@ -90,7 +91,7 @@ class ReplayResult:
         return pa.Table.from_pylist(
             [
                 {
-                    "row": d.row, "day": d.day, "arm": d.arm,
+                    "row": d.row, "tournament": d.tournament, "day": d.day, "arm": d.arm,
                     "action": None if d.action is None else json.dumps(d.action),
                     "probability": d.probability, "agrees": d.agrees, "violation": d.violation,
                 }
@@ -146,6 +147,9 @@ def replay(
     Each arm's decision points form one run of its own copy of the policy (built and reset,
     with ``seed``, at the arm's first); the arms are replayed side by side, day by day, so the
     policy's process only ever holds the rows of every arm strictly before the current day.
+    Several tournaments' decision points (a ``tournament`` column with several values) are
+    replayed in index order, as if each ran after the one before: a decision point also sees
+    the earlier tournaments' rows, and never a later one's.
 
     Args:
         decisions: a log's decision points (``decisions.parquet``).
@@ -158,26 +162,35 @@ def replay(
     rows = decisions.to_pylist()
     metrics = _columns(decisions, "obs.", ".value")
     knobs = _columns(decisions, "economy.")
-    order = sorted(range(len(rows)), key=lambda i: (rows[i]["day"], rows[i]["arm"]))
+
+    def when(i: int) -> tuple[int, int]:
+        return rows[i]["tournament"], rows[i]["day"]
+
+    order = sorted(range(len(rows)), key=lambda i: (*when(i), rows[i]["arm"]))
     past = [rows[i] for i in order]
-    days = [r["day"] for r in past]
+    times = [when(i) for i in order]
     answers: dict[int, ReplayedDecision] = {}
     started = time.perf_counter()
     with _PolicyProcess(policy, info, seed, timeout_s) as child:
         for done, i in enumerate(order):
             row = rows[i]
             config = {k: row[f"economy.{k}"] for k in knobs}
-            where = f"decision point {i} (arm {row['arm']!r}, day {row['day']})"
-            before = bisect.bisect_left(days, row["day"])  # rows strictly before its day
+            where = (
+                f"decision point {i} (tournament {row['tournament']}, arm {row['arm']!r}, "
+                f"day {row['day']})"
+            )
+            before = bisect.bisect_left(times, when(i))  # rows strictly before its day
+            run = (row["tournament"], row["arm"])
             action, probability = child.decide(
-                row["arm"], past, before, row["day"], signals_of(row, metrics), config, where
+                run, past, before, row["day"], signals_of(row, metrics), config, where
             )
             violation = _violation(action, row, knobs)
             agrees = _same(action, _logged(row))
             if action is not None:
-                child.tell(row["arm"], _answer(action, agrees, violation, row, config))
+                child.tell(run, _answer(action, agrees, violation, row, config))
             answers[i] = ReplayedDecision(
-                row=i, day=row["day"], arm=row["arm"], action=action, probability=probability,
+                row=i, tournament=row["tournament"], day=row["day"], arm=row["arm"],
+                action=action, probability=probability,
                 agrees=agrees, violation=violation,
             )  # fmt: skip
             if progress is not None:
@@ -283,7 +296,7 @@ class _PolicyProcess:
 
     def decide(
         self,
-        arm: str,
+        run: tuple[int, str],
         past: Sequence[Mapping[str, Any]],
         before: int,
         now: int,
@@ -307,13 +320,13 @@ class _PolicyProcess:
         }
         self._pending -= set(closed)
         self._sent = max(self._sent, before)
-        answer = self._ask(("decide", arm, new, closed, signals, config), where)
+        answer = self._ask(("decide", run, new, closed, signals, config), where)
         return answer
 
-    def tell(self, arm: str, result: GuardrailResult) -> None:
+    def tell(self, run: tuple[int, str], result: GuardrailResult) -> None:
         """The guardrails' answer to the arm's policy's last action (no reply is awaited)."""
         with contextlib.suppress(OSError):
-            self.conn.send(("result", arm, result))
+            self.conn.send(("result", run, result))
 
     def faults(self) -> list[str]:
         result: list[str] = self._ask(("faults",), "the end")
@@ -340,29 +353,32 @@ def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int
     """The policy's process: a copy of the policy per arm, built at the arm's first decision
     point; answers the parent's requests until told to stop."""
     os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))  # nothing of the parent's to look at
-    boxes: dict[str, AgentSandbox] = {}
+    boxes: dict[tuple[int, str], AgentSandbox] = {}
     for message in _requests(conn):
         kind = message[0]
         if kind == "decide":
-            _, arm, new, closed, signals, config = message
+            _, run, new, closed, signals, config = message
             _KNOWN.extend(new)
             for position, reward in closed.items():
                 _KNOWN[position]["reward"] = reward
-            if arm not in boxes:
+            if run not in boxes:
                 try:
-                    boxes[arm] = AgentSandbox(arm, policy(), info.knobs, timeout_s=None)
+                    boxes[run] = AgentSandbox(run[1], policy(), info.knobs, timeout_s=None)
                 except Exception as exc:
                     conn.send(("error", f"could not build the policy: {type(exc).__name__}: {exc}"))
                     return
-                boxes[arm].reset(info, np.random.default_rng(seed))
-            update, probability = boxes[arm].decide(signals, config, signals.experiment_days)
+                boxes[run].reset(info, np.random.default_rng(seed))
+            update, probability = boxes[run].decide(signals, config, signals.experiment_days)
             action = None if update is None else dict(update.overrides)
             conn.send(("ok", (action, probability)))
         elif kind == "result":
-            _, arm, result = message
-            boxes[arm].on_result(result, len(_KNOWN))
+            _, run, result = message
+            boxes[run].on_result(result, len(_KNOWN))
         elif kind == "faults":
-            conn.send(("ok", [f"{arm}: {f}" for arm, box in boxes.items() for f in box.faults]))
+            faults = [
+                f"tournament {t}, {arm}: {f}" for (t, arm), b in boxes.items() for f in b.faults
+            ]
+            conn.send(("ok", faults))
 
 
 def _requests(conn: Connection) -> Iterator[tuple[Any, ...]]:
