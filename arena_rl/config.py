@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from arena_rl.agent import Agent, ScenarioMismatchError, VariantInfo, check_scenario
 from arena_rl.core.experiment import CONTROL_ARM
@@ -101,6 +102,27 @@ class RootConf:
 ConfigStore.instance().store(name="schema", node=RootConf)
 
 
+@dataclass
+class ReplayConf:
+    log: str = MISSING
+    """A run's output folder (its eventlog/), one tournament's log folder, or an MLflow run id."""
+    policy: str = MISSING
+    """The agent to replay (a name in conf/agents/)."""
+    policy_params: dict[str, Any] = field(default_factory=dict)
+    """Overrides of its hyperparameters."""
+    tournaments: Any = None
+    """null: every tournament in the log; or a list of tournament indices."""
+    seed: int = 0
+    """Seeds the policy (reset at each arm's first decision point) and the bootstrap."""
+    n_boot: int = 1000
+    """Bootstrap replicates of each estimate's CI."""
+    progress: bool = True
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+
+
+ConfigStore.instance().store(name="replay_schema", node=ReplayConf)
+
+
 def schema_twin(spec: type, target: str | None = None) -> type:
     """A mutable dataclass with ``spec``'s fields and defaults (nested dataclasses twinned too).
 
@@ -161,6 +183,8 @@ class Settings:
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The app's config composed exactly as scripts/tournament.py composes it (for tests,
     notebooks and helper scripts; the schema is registered by importing this module)."""
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (e.g. the replay command)
+        return compose(config_name="config", overrides=list(overrides))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

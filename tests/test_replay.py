@@ -5,10 +5,14 @@ guardrails allowed."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from mlflow import MlflowClient
 from replay_policies import Crashes, Doubles, Raises, Snoop
 
 from agents.pid import PIDController
@@ -21,6 +25,7 @@ from arena_rl.experiment import run_experiment
 from arena_rl.scenarios import load_scenario
 
 DAYS = 12
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def logged(agents: Mapping[str, object], seed: int = 0) -> pa.Table:
@@ -98,3 +103,53 @@ def test_a_stochastic_policy_with_the_same_seed_replays_the_same_draws() -> None
     again = replay(random_rows, factory, info(), seed=11)
     assert [d.action for d in first.decisions] == [d.action for d in again.decisions]
     assert all(0 < d.probability <= 1 for d in first.decisions)
+
+
+@pytest.mark.slow
+def test_the_replay_command_on_a_run_folder_and_on_its_mlflow_run(tmp_path: Path) -> None:
+    store = f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"
+    played = _script(tmp_path, "tournament.py", "+agents=[pid,random]", "ray.num_workers=0",
+                     "tournament.n_tournaments=2", "tournament.days=8", "population.n_users=900",
+                     store, f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert played.returncode == 0, played.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("arena_rl").experiment_id
+    runs = client.search_runs([experiment])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    for log in (str(tmp_path / "run"), parent.info.run_id):
+        done = _script(tmp_path, "replay.py", f"log={log}", "policy=pid", store,
+                       f"hydra.run.dir={tmp_path / 'replay'}")  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "decision points: 32" in done.stdout  # 2 tournaments x 2 agents x 8 days
+        assert "dr " in done.stdout and "agreement with the logged actions" in done.stdout
+    replays = client.search_runs([experiment], "tags.replay_of != ''")
+    assert {r.data.tags["replay_of"] for r in replays} == {
+        str(tmp_path / "run"),
+        parent.info.run_id,
+    }
+    # pid replayed on its own decisions agrees with them there
+    assert all(r.data.metrics["agreement"] >= 0.5 for r in replays)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["log=/no/such/folder", "policy=pid"], "log=/no/such/folder"),
+        (["log=.", "policy=pid"], "no event log there"),
+        (["log=.", "policy=nobody"], "policy=nobody: no such agent"),
+    ],
+)
+def test_the_replay_command_refuses_bad_input_naming_it(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = _script(tmp_path, "replay.py", *args, "tracking.enabled=false",
+                   f"hydra.run.dir={tmp_path / 'replay'}")  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def _script(tmp: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args],
+        cwd=tmp, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip

@@ -73,9 +73,18 @@ def read_log(folder: str | Path) -> dict[str, pa.Table]:
         table = pq.read_table(path)
         head = pa.schema(list(table.schema)[: len(schema)])
         if not head.equals(schema) or (stem != "decisions" and len(table.schema) != len(schema)):
+            wrong = [
+                f"{f.name} ({table.schema.field(f.name).type}, not {f.type})"
+                if f.name in table.schema.names
+                else f"{f.name} (missing)"
+                for f in schema
+                if f.name not in table.schema.names or table.schema.field(f.name).type != f.type
+            ]
+            extra = [n for n in table.schema.names[len(schema) :] if stem != "decisions"]
             raise ValueError(
-                f"{path} does not have the event log's {stem} columns: expected "
-                f"{schema.names}, found {table.schema.names}"
+                f"{path} does not have the event log's {stem} columns: "
+                + "; ".join(wrong + [f"{n} (not expected)" for n in extra])
+                + " (written by another version of arena_rl?)"
             )
         tables[stem] = table
     return tables

@@ -185,7 +185,7 @@ def replay(
                 run, past, before, row["day"], signals_of(row, metrics), config, where
             )
             violation = _violation(action, row, knobs)
-            agrees = _same(action, _logged(row))
+            agrees = _same(action, logged_action(row))
             if action is not None:
                 child.tell(run, _answer(action, agrees, violation, row, config))
             answers[i] = ReplayedDecision(
@@ -230,7 +230,8 @@ def _answer(
     return GuardrailResult(accepted, applied, {}, rejection, detail, None, "replay")
 
 
-def _logged(row: Mapping[str, Any]) -> dict[str, float] | None:
+def logged_action(row: Mapping[str, Any]) -> dict[str, float] | None:
+    """The action a logged decision row records (None: a hold)."""
     return None if row["action"] is None else json.loads(row["action"])
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "TRUNCATED",
     "default_tracking_uri",
     "flatten",
+    "log_replay",
     "log_tournament_run",
     "tournaments_table",
     "write_run_files",
@@ -551,3 +553,58 @@ def _mark_failed(client: MlflowClient, run_id: str) -> None:
     # already failing: the original error is the one to report
     with contextlib.suppress(Exception):
         client.set_terminated(run_id, status="FAILED")
+
+
+REPLAY_OF_TAG = "replay_of"
+"""On a replay's run: the MLflow run id (or folder) of the run whose log it replays."""
+
+
+def log_replay(
+    config: Mapping[str, Any],
+    replay_of: str,
+    replayed: Any,
+    estimates: Mapping[str, Any],
+    logged_reward: float,
+) -> str:
+    """One MLflow run for a replay: its config as params, its metrics (decision points,
+    violations, agreement, faults, each estimator's value, CI and effective sample size), the
+    per-decision replay as ``replay.parquet`` and the estimates as ``ope.json``; tagged with
+    the run it replays. Returns the run id."""
+    uri = config["tracking"]["uri"] or default_tracking_uri()
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, config["tracking"]["experiment"], _artifact_root(uri))
+    run = client.create_run(
+        experiment_id,
+        run_name=f"replay {config['policy']} on {Path(str(replay_of)).name}",
+        tags={REPLAY_OF_TAG: str(replay_of), "arena_rl.kind": "replay", "git_commit": git_commit()},
+    )
+    run_id: str = run.info.run_id
+    stamp = int(time.time() * 1000)
+    values = {
+        "decision_points": len(replayed.decisions),
+        "violations": replayed.violations,
+        "agreement": replayed.agreement,
+        "faults": len(replayed.faults),
+        "logged_mean_reward": logged_reward,
+    }
+    for e in estimates.values():
+        values |= {
+            f"ope/{e.name}/{k}": getattr(e, k) for k in ("value", "ci_low", "ci_high", "ess")
+        }
+    metrics = [Metric(_key(k), float(v), stamp, 0) for k, v in values.items() if math.isfinite(v)]
+    try:
+        _log(client, run_id, params=_params(flatten(config)), metrics=metrics)
+        with tempfile.TemporaryDirectory() as folder:
+            table = Path(folder) / "replay.parquet"
+            pq.write_table(replayed.table(), table)
+            ope = Path(folder) / "ope.json"
+            ope.write_text(
+                json.dumps([dataclasses.asdict(e) for e in estimates.values()], indent=1)
+            )
+            client.log_artifact(run_id, str(table))
+            client.log_artifact(run_id, str(ope))
+    except Exception:
+        _mark_failed(client, run_id)
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
