@@ -55,7 +55,7 @@ def test_the_logging_policy_replayed_agrees_with_itself(decisions: pa.Table) -> 
 def test_a_policy_that_snoops_finds_nothing_later(decisions: pa.Table) -> None:
     result = replay(decisions, Snoop, info())
     assert len(result.decisions) == 2 * DAYS
-    found = [d for d in result.decisions if d.action is not None]
+    found = [d.reasoning for d in result.decisions if d.action is not None]
     assert found == [], found[:1]
     assert result.faults == []
 

@@ -10,14 +10,11 @@ change are compared on what they do to the economy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 
 from arena_rl.eventlog.ope import Estimate, cross_fitted_predictions, estimate
-from arena_rl.eventlog.replay import ReplayResult, logged_action
+from arena_rl.eventlog.replay import ReplayResult, economy_after, logged_action
 
 MIN_ROWS_FOR_A_MODEL = 20
 """Below this many decision points no reward model is fitted (DM, DR, SNDR are left out)."""
@@ -33,22 +30,6 @@ def features(decisions: pa.Table) -> np.ndarray:
     ]
     columns = [decisions[name].to_numpy(zero_copy_only=False).astype(float) for name in names]
     return np.column_stack(columns) if columns else np.zeros((len(decisions), 0))
-
-
-def economy_after(
-    row: Mapping[str, Any], action: Mapping[str, Any] | None, knobs: Sequence[str]
-) -> list[float]:
-    """The arm's knobs once ``action`` has passed the guardrails at this decision point: held,
-    refused (the economy stays), or applied inside the allowed window."""
-    economy = [float(row[f"economy.{k}"]) for k in knobs]
-    if action is None or row["allowed_refusal"] is not None:
-        return economy
-    for i, knob in enumerate(knobs):
-        value = action.get(knob)
-        if isinstance(value, int | float) and np.isfinite(value):
-            low, high = row[f"allowed.{knob}.low"], row[f"allowed.{knob}.high"]
-            economy[i] = float(min(max(value, low), high))
-    return economy
 
 
 def off_policy(

@@ -22,6 +22,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -65,8 +66,12 @@ class ReplayedDecision:
     """What the policy asked for (None: hold)."""
     probability: float
     """The policy's stated probability of that action."""
+    reasoning: str
+    """The policy's words for it."""
     agrees: bool
-    """Whether it is the logged action (both holds, or the same values)."""
+    """Whether it is the logged action: the same values, or the same economy once through the
+    guardrails (a hold and a request for today's values agree; so do two requests clamped to
+    the same values)."""
     violation: str | None
     """Why the guardrails would not have let it through as asked (or how the policy failed)."""
 
@@ -93,7 +98,8 @@ class ReplayResult:
                 {
                     "row": d.row, "tournament": d.tournament, "day": d.day, "arm": d.arm,
                     "action": None if d.action is None else json.dumps(d.action),
-                    "probability": d.probability, "agrees": d.agrees, "violation": d.violation,
+                    "probability": d.probability, "reasoning": d.reasoning, "agrees": d.agrees,
+                    "violation": d.violation,
                 }
                 for d in self.decisions
             ]
@@ -181,16 +187,18 @@ def replay(
             )
             before = bisect.bisect_left(times, when(i))  # rows strictly before its day
             run = (row["tournament"], row["arm"])
-            action, probability = child.decide(
+            action, probability, reasoning = child.decide(
                 run, past, before, row["day"], signals_of(row, metrics), config, where
             )
             violation = _violation(action, row, knobs)
-            agrees = _same(action, logged_action(row))
+            agrees = _same(action, logged_action(row)) or (
+                economy_after(row, action, knobs) == economy_after(row, logged_action(row), knobs)
+            )
             if action is not None:
                 child.tell(run, _answer(action, agrees, violation, row, config))
             answers[i] = ReplayedDecision(
                 row=i, tournament=row["tournament"], day=row["day"], arm=row["arm"],
-                action=action, probability=probability,
+                action=action, probability=probability, reasoning=reasoning,
                 agrees=agrees, violation=violation,
             )  # fmt: skip
             if progress is not None:
@@ -228,6 +236,22 @@ def _answer(
     detail = "as logged" if agrees else (violation or "accepted")
     rejection = None if code is None else RejectionCode(code)
     return GuardrailResult(accepted, applied, {}, rejection, detail, None, "replay")
+
+
+def economy_after(
+    row: Mapping[str, Any], action: Mapping[str, Any] | None, knobs: Sequence[str]
+) -> list[float]:
+    """The arm's knobs once ``action`` has passed the guardrails at this decision point: held,
+    refused (the economy stays), or applied inside the allowed window."""
+    economy = [float(row[f"economy.{k}"]) for k in knobs]
+    if action is None or row["allowed_refusal"] is not None:
+        return economy
+    for i, knob in enumerate(knobs):
+        value = action.get(knob)
+        if isinstance(value, int | float) and math.isfinite(value):
+            low, high = row[f"allowed.{knob}.low"], row[f"allowed.{knob}.high"]
+            economy[i] = float(min(max(value, low), high))
+    return economy
 
 
 def logged_action(row: Mapping[str, Any]) -> dict[str, float] | None:
@@ -304,7 +328,7 @@ class _PolicyProcess:
         signals: Signals,
         config: dict[str, float],
         where: str,
-    ) -> tuple[dict[str, float] | None, float]:
+    ) -> tuple[dict[str, float] | None, float, str]:
         """Send what became known since the last decision point (``past[:before]`` in all, a
         reward only once its window closed by ``now``), then ask."""
         new = []
@@ -353,7 +377,10 @@ class _PolicyProcess:
 def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int) -> None:
     """The policy's process: a copy of the policy per arm, built at the arm's first decision
     point; answers the parent's requests until told to stop."""
-    os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))  # nothing of the parent's to look at
+    # nothing of the parent's to look at: not its folder, and not its command line (spawn
+    # copies the parent's argv, which names the log: ``scripts/replay.py log=...``)
+    os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))
+    sys.argv = ["arena-replay-policy"]
     boxes: dict[tuple[int, str], AgentSandbox] = {}
     for message in _requests(conn):
         kind = message[0]
@@ -371,7 +398,8 @@ def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int
                 boxes[run].reset(info, np.random.default_rng(seed))
             update, probability = boxes[run].decide(signals, config, signals.experiment_days)
             action = None if update is None else dict(update.overrides)
-            conn.send(("ok", (action, probability)))
+            reasoning = "" if update is None else update.reasoning
+            conn.send(("ok", (action, probability, reasoning)))
         elif kind == "result":
             _, run, result = message
             boxes[run].on_result(result, len(_KNOWN))
