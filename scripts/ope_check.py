@@ -274,9 +274,7 @@ def main() -> None:
                 pieces, start = [], 0
                 for p in played:
                     n = p["decisions"].num_rows
-                    pieces.append(
-                        (p["decisions"], _slice(replayed, start, n), p["truth"][target], target)
-                    )
+                    pieces.append((p["decisions"], _slice(replayed, start, n), p["truth"][target]))
                     start += n
                 found = list(pool.map(estimates, pieces))
                 rows = [
