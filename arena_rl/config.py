@@ -6,6 +6,7 @@ Everything past this boundary sees plain dataclasses and dicts, never a ``DictCo
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import os
 import sys
@@ -82,6 +83,9 @@ class EventLogConf:
     """Whose user-level events it keeps: "none", "all", or this many users per arm drawn at
     random (agents' decisions and the guardrails' answers are always kept). 100 keeps a default
     tournament's log small and quick to write."""
+    process_views: bool = False
+    """Also draw each tournament's process views (users' journeys per arm, variants, time to
+    the goal) into its log folder: needs the process extra (pm4py)."""
 
 
 @dataclass
@@ -178,6 +182,8 @@ class Settings:
     """Whether the ground-truth plan's value came from the disk cache (no search this run)."""
     truth_s: float = 0.0
     """Seconds spent getting it."""
+    process_views: bool = False
+    """Draw each tournament's process views from its event log."""
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -349,6 +355,13 @@ def settings_from(cfg: DictConfig) -> Settings:
         eventlog_users = check_user_sample(eventlog["users"]) if eventlog["enabled"] else None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if eventlog["process_views"] and importlib.util.find_spec("pm4py") is None:
+        raise ConfigError(
+            "eventlog.process_views=true needs pm4py, which comes with the process extra: "
+            "pip install 'arena_rl[process]'"
+        )
+    if eventlog["process_views"] and not eventlog["enabled"]:
+        raise ConfigError("eventlog.process_views=true needs the event log (eventlog.enabled)")
     tracking = resolved["tracking"]
     if tracking["enabled"]:
         _check_tracking_uri(tracking["uri"])
@@ -419,4 +432,5 @@ def settings_from(cfg: DictConfig) -> Settings:
         resolved=resolved,
         truth_cached=cached,
         truth_s=truth_s,
+        process_views=eventlog["process_views"],
     )

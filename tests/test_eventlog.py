@@ -217,3 +217,9 @@ def test_the_log_is_on_by_default_and_can_be_switched_off() -> None:
     )
     assert on.specs[0].eventlog_users == 100
     assert off.specs[0].eventlog_users is None
+
+
+def test_process_views_need_the_event_log() -> None:
+    overrides = ["+agents=[random]", "eventlog.process_views=true", "eventlog.enabled=false"]
+    with pytest.raises(ConfigError, match=r"needs the event log"):
+        settings_from(compose_config(overrides))

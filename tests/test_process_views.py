@@ -184,3 +184,22 @@ def test_without_pm4py_the_error_says_what_to_install(monkeypatch: Any) -> None:
     monkeypatch.setitem(sys.modules, "pm4py", None)  # import pm4py now fails
     with pytest.raises(ImportError, match=r"pip install 'arena_rl\[process\]'"):
         require_pm4py()
+
+
+@pytest.mark.slow
+def test_a_tournament_draws_its_process_views_when_asked(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "tournament.py"), "+agents=[ucb,random]",
+         "ray.num_workers=0", "tournament.n_tournaments=1", "tournament.days=10",
+         "population.n_users=900", "eventlog.process_views=true",
+         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    views = run / "eventlog" / "00000" / "process_views"
+    assert {"dfg_ucb.png", "dfg_random.png", "variants.csv", "streak_days.png"} <= {
+        p.name for p in views.iterdir()
+    }
+    logged = list((tmp_path / "mlruns").rglob("process_views/dfg_ucb.png"))
+    assert len(logged) == 1  # an artifact of the MLflow parent run

@@ -43,6 +43,12 @@ class JourneyMarks:
     churned: str = CHURNED
 
 
+MARKS = {
+    "gamification": JourneyMarks(),
+    "pricing": JourneyMarks("prospect arrived", "subscribed", "lost"),
+}
+"""Each shipped scenario plugin's marks (a tournament with ``eventlog.process_views=true``)."""
+
 CASE, ACTIVITY, TIMESTAMP = "case:concept:name", "concept:name", "time:timestamp"
 """pm4py's names for a flat log's columns."""
 

@@ -25,6 +25,7 @@ import arena_rl
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
 from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament import ratings, runner
+from arena_rl.tournament.play import TournamentSpec
 
 
 class Split:
@@ -90,6 +91,9 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     if outcome.failed:
         print(f"\n{len(outcome.failed)} tournament(s) failed: {outcome.failed}", file=sys.stderr)
     split.lap("leaderboard")
+    if settings.process_views and outcome.results:
+        draw_process_views(out_dir, [r.index for r in outcome.results], settings.specs[0])
+        split.lap("process views")
     if settings.tracking_enabled:
         from arena_rl.tournament import tracking  # MLflow and matplotlib: ~1.4 s of imports
 
@@ -123,6 +127,20 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     if not outcome.results:
         return 1
     return 130 if outcome.interrupted else (2 if outcome.failed else 0)
+
+
+def draw_process_views(out_dir: Path, indices: list[int], spec: TournamentSpec) -> None:
+    """Each finished tournament's process views, into ``<its log folder>/process_views/`` (so
+    they are logged with it)."""
+    from arena_rl.eventlog.process_views import MARKS, JourneyMarks, write_process_views
+
+    marks = MARKS.get(spec.scenario.plugin, JourneyMarks())
+    store = runner.ResultStore(out_dir)
+    for index in indices:
+        folder = store.eventlog(index)
+        if folder.is_dir():
+            write_process_views(folder, folder / "process_views", marks)
+    print(f"process views of {len(indices)} tournament(s) in {out_dir / runner.EVENTLOG_DIR}")
 
 
 def run_status(outcome: runner.RunOutcome, planned: int) -> tuple[str, str]:
