@@ -177,7 +177,7 @@ def replay(
     times = [when(i) for i in order]
     answers: dict[int, ReplayedDecision] = {}
     started = time.perf_counter()
-    with _PolicyProcess(policy, info, seed, timeout_s) as child:
+    with PolicyProcess(_serve, (policy, info, seed), timeout_s) as child:
         for done, i in enumerate(order):
             row = rows[i]
             config = {k: row[f"economy.{k}"] for k in knobs}
@@ -187,9 +187,13 @@ def replay(
             )
             before = bisect.bisect_left(times, when(i))  # rows strictly before its day
             run = (row["tournament"], row["arm"])
-            action, probability, reasoning = child.decide(
-                run, past, before, row["day"], signals_of(row, metrics), config, where
-            )
+            now = when(i)
+
+            def closed(r: Mapping[str, Any], now: tuple[int, int] = now) -> bool:
+                return (r["tournament"], r["day"] + r["reward_days"]) <= now
+
+            payload = (signals_of(row, metrics), config)
+            action, probability, reasoning = child.ask(run, past, before, closed, payload, where)
             violation = _violation(action, row, knobs)
             agrees = _same(action, logged_action(row)) or (
                 economy_after(row, action, knobs) == economy_after(row, logged_action(row), knobs)
@@ -289,26 +293,29 @@ def _violation(
     return f"clamped: {'; '.join(outside)}" if outside else None
 
 
-class _PolicyProcess:
-    """The policy's own process, and the only channel to it."""
+class PolicyProcess:
+    """A policy's own process, and the only channel to it.
 
-    def __init__(
-        self, policy: PolicyFactory, info: VariantInfo, seed: int, timeout_s: float
-    ) -> None:
+    ``serve(conn, *args)`` runs there (a module-level function: it is found by name); it
+    answers each ``("ask", key, new_rows, closed, *payload)`` after adding the new rows to
+    what the policy may know (:func:`absorb`). :meth:`ask` sends only rows strictly before the
+    decision point, each row's reward only once ``closed(row)`` says its window is over.
+    """
+
+    def __init__(self, serve: Callable[..., None], args: tuple[Any, ...], timeout_s: float) -> None:
         self.timeout_s = timeout_s
         context = mp.get_context("spawn")
         self.conn, child_end = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(child_end, policy, info, seed), name="arena-replay-policy",
-            daemon=True,
-        )  # fmt: skip
+            target=serve, args=(child_end, *args), name="arena-replay-policy", daemon=True
+        )
         self.process.start()
         child_end.close()
         self._sent = 0
         self._pending: set[int] = set()
         """Positions of rows sent before their reward was known."""
 
-    def __enter__(self) -> _PolicyProcess:
+    def __enter__(self) -> PolicyProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -319,39 +326,33 @@ class _PolicyProcess:
             self.process.kill()
         self.conn.close()
 
-    def decide(
+    def ask(
         self,
-        run: tuple[int, str],
+        key: Any,
         past: Sequence[Mapping[str, Any]],
         before: int,
-        now: int,
-        signals: Signals,
-        config: dict[str, float],
+        closed: Callable[[Mapping[str, Any]], bool],
+        payload: tuple[Any, ...],
         where: str,
-    ) -> tuple[dict[str, float] | None, float, str]:
+    ) -> Any:
         """Send what became known since the last decision point (``past[:before]`` in all, a
-        reward only once its window closed by ``now``), then ask."""
+        reward only once ``closed(row)``), then ask about this one."""
         new = []
         for position in range(self._sent, before):
             row = dict(past[position])
-            if row["day"] + row["reward_days"] > now:
+            if not closed(row):
                 row["reward"] = None
                 self._pending.add(position)
             new.append(row)
-        closed = {
-            p: past[p]["reward"]
-            for p in self._pending
-            if past[p]["day"] + past[p]["reward_days"] <= now
-        }
-        self._pending -= set(closed)
+        now_closed = {p: past[p]["reward"] for p in self._pending if closed(past[p])}
+        self._pending -= set(now_closed)
         self._sent = max(self._sent, before)
-        answer = self._ask(("decide", run, new, closed, signals, config), where)
-        return answer
+        return self._ask(("ask", key, new, now_closed, *payload), where)
 
-    def tell(self, run: tuple[int, str], result: GuardrailResult) -> None:
-        """The guardrails' answer to the arm's policy's last action (no reply is awaited)."""
+    def tell(self, key: Any, message: Any) -> None:
+        """A message for the policy of ``key`` (no reply is awaited)."""
         with contextlib.suppress(OSError):
-            self.conn.send(("result", run, result))
+            self.conn.send(("tell", key, message))
 
     def faults(self) -> list[str]:
         result: list[str] = self._ask(("faults",), "the end")
@@ -374,21 +375,30 @@ class _PolicyProcess:
         return payload
 
 
+def isolate() -> None:
+    """In the policy's process: nothing of the parent's to look at, not its folder and not its
+    command line (spawn copies the parent's argv, which names the log: ``replay.py log=...``)."""
+    os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))
+    sys.argv = ["arena-replay-policy"]
+
+
+def absorb(new: list[dict[str, Any]], closed: Mapping[int, Any]) -> None:
+    """In the policy's process: what became known (:func:`history` returns it)."""
+    _KNOWN.extend(new)
+    for position, reward in closed.items():
+        _KNOWN[position]["reward"] = reward
+
+
 def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int) -> None:
     """The policy's process: a copy of the policy per arm, built at the arm's first decision
     point; answers the parent's requests until told to stop."""
-    # nothing of the parent's to look at: not its folder, and not its command line (spawn
-    # copies the parent's argv, which names the log: ``scripts/replay.py log=...``)
-    os.chdir(tempfile.mkdtemp(prefix="arena-replay-"))
-    sys.argv = ["arena-replay-policy"]
+    isolate()
     boxes: dict[tuple[int, str], AgentSandbox] = {}
-    for message in _requests(conn):
+    for message in requests(conn):
         kind = message[0]
-        if kind == "decide":
+        if kind == "ask":
             _, run, new, closed, signals, config = message
-            _KNOWN.extend(new)
-            for position, reward in closed.items():
-                _KNOWN[position]["reward"] = reward
+            absorb(new, closed)
             if run not in boxes:
                 try:
                     boxes[run] = AgentSandbox(run[1], policy(), info.knobs, timeout_s=None)
@@ -400,7 +410,7 @@ def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int
             action = None if update is None else dict(update.overrides)
             reasoning = "" if update is None else update.reasoning
             conn.send(("ok", (action, probability, reasoning)))
-        elif kind == "result":
+        elif kind == "tell":
             _, run, result = message
             boxes[run].on_result(result, len(_KNOWN))
         elif kind == "faults":
@@ -410,7 +420,7 @@ def _serve(conn: Connection, policy: PolicyFactory, info: VariantInfo, seed: int
             conn.send(("ok", faults))
 
 
-def _requests(conn: Connection) -> Iterator[tuple[Any, ...]]:
+def requests(conn: Connection) -> Iterator[tuple[Any, ...]]:
     while True:
         try:
             message = conn.recv()
