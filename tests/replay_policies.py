@@ -102,3 +102,34 @@ class Doubles(BaseAgent):
 class Crashes(BaseAgent):
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
         os._exit(3)
+
+
+class AlwaysTen:
+    """An external-log policy: always the 10 % discount."""
+
+    def choose(self, point: str, features: Mapping[str, Any], allowed: list[str]) -> str:
+        return "discount_10"
+
+
+class ExternalSnoop:
+    """An external-log policy that looks for decision points at or after its own time (its
+    feature ``t``) in everything it can reach, and answers LEAK (not an allowed action) if any."""
+
+    def choose(self, point: str, features: Mapping[str, Any], allowed: list[str]) -> str:
+        now = features["t"]
+        seen = [r["time"] for r in history()]
+        for obj in gc.get_objects():
+            if isinstance(obj, dict) and isinstance(obj.get("time"), float) and "closes" in obj:
+                seen.append(obj["time"])
+        if any(t >= now for t in seen) or any("external" in a for a in sys.argv):
+            return "LEAK"
+        return "none"
+
+
+class Chaotic:
+    """Raises on even cases, answers something not allowed on odd ones."""
+
+    def choose(self, point: str, features: Mapping[str, Any], allowed: list[str]) -> str:
+        if int(features["t"] // 3600) % 2 == 0:
+            raise RuntimeError("chooser bug")
+        return "free_money"
