@@ -151,3 +151,26 @@ def test_a_bad_manifest_is_refused_naming_the_field(
     path.write_text(yaml.safe_dump(manifest))
     with pytest.raises(ManifestError, match=message):
         load_external(path)
+
+
+def test_the_replay_command_takes_a_manifest_and_a_policy_class(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    manifest = write(tmp_path, synthetic_log(60))
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "replay.py"), f"log={manifest}",
+         "policy=replay_policies:AlwaysTen", "tracking.enabled=false",
+         f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(root / "tests")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "decision points: 60" in done.stdout and "dr " in done.stdout
+    bad = subprocess.run(
+        [sys.executable, str(root / "scripts" / "replay.py"), f"log={manifest}",
+         "policy=nowhere", "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "module:Class" in bad.stderr

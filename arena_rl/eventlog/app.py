@@ -10,12 +10,14 @@ tagged with the run it replays.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,10 @@ from tqdm import tqdm
 from arena_rl.agent import VariantInfo
 from arena_rl.config import ConfigError, agent_configs, available_agents, build_agent
 from arena_rl.eventlog.evaluation import off_policy
+from arena_rl.eventlog.external import load_external, off_policy_external, replay_external
 from arena_rl.eventlog.files import read_log
 from arena_rl.eventlog.ope import Estimate
-from arena_rl.eventlog.replay import ReplayResult, replay
+from arena_rl.eventlog.replay import replay
 from arena_rl.eventlog.schema import TOURNAMENT
 from arena_rl.scenarios import load_population, load_scenario
 from arena_rl.scenarios.specs import CONF_DIR
@@ -116,13 +119,14 @@ def variant_info(policy: str, settings: dict[str, Any]) -> VariantInfo:
     return VariantInfo.of(policy, population, scenario, days=settings.get("days"))
 
 
-def format_table(replayed: ReplayResult, estimates: dict[str, Estimate], logged: float) -> str:
+def format_table(summary: dict[str, float], estimates: dict[str, Estimate]) -> str:
     lines = [
-        f"decision points: {len(replayed.decisions)}",
-        f"violations: {replayed.violations} (actions the guardrails would refuse or clamp)",
-        f"agreement with the logged actions: {replayed.agreement:.1%}",
-        f"policy faults: {len(replayed.faults)}",
-        f"logged policy's mean reward per decision: {logged:.4f}",
+        f"decision points: {summary['decision_points']:.0f}",
+        f"violations: {summary['violations']:.0f} (actions the guardrails, or the manifest, "
+        "would not take as asked)",
+        f"agreement with the logged actions: {summary['agreement']:.1%}",
+        f"policy faults: {summary['faults']:.0f}",
+        f"logged policy's mean reward per decision: {summary['logged_mean_reward']:.4f}",
         "",
         f"{'estimator':<8} {'value':>9}  {'95% CI':>21}  {'ESS':>8}",
     ]
@@ -139,48 +143,106 @@ def run(cfg: DictConfig) -> int:
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     plain: dict[str, Any] = {str(k): v for k, v in container.items()}
+    log = str(plain["log"])
+    if log.endswith((".yaml", ".yml")):
+        summary, table, estimates, replay_of = replay_manifest(plain)
+    else:
+        summary, table, estimates, replay_of = replay_run(plain)
+    print(format_table(summary, estimates))
+    if plain["tracking"]["enabled"]:
+        from arena_rl.tournament.tracking import log_replay
+
+        run_id = log_replay(plain, replay_of, summary, table, estimates)
+        print(f"\nMLflow run {run_id} (tag replay_of={replay_of})")
+    return 0
+
+
+Replayed = tuple[dict[str, float], pa.Table, dict[str, Estimate], str]
+"""What a replay prints and logs: its summary, its per-decision table, the estimates, and the
+run (or file) it replays."""
+
+
+def replay_run(plain: dict[str, Any]) -> Replayed:
+    """An agent of ``conf/agents/`` over one of arena_rl's own logs."""
     if plain["policy"] not in available_agents():
         raise ConfigError(
             f"policy={plain['policy']}: no such agent; one of {', '.join(available_agents())}"
         )
-    config = agent_configs([plain["policy"]])[plain["policy"]] | dict(
-        plain.get("policy_params") or {}
-    )
+    config = agent_configs([plain["policy"]])[plain["policy"]]
+    config |= dict(plain.get("policy_params") or {})
     build_agent(plain["policy"], config)  # a bad hyperparameter fails here, before any work
-    tournaments = plain.get("tournaments")
-    loaded = load(str(plain["log"]), plain["tracking"]["uri"], tournaments)
+    loaded = load(str(plain["log"]), plain["tracking"]["uri"], plain.get("tournaments"))
     decisions = loaded.decisions
     print(
         f"replaying {plain['policy']} over {decisions.num_rows} decision points of {loaded.source}"
     )
-    bar = tqdm(
-        total=decisions.num_rows, unit="decision",
-        disable=not (plain["progress"] and sys.stderr.isatty()),
-    )  # fmt: skip
+    with _progress(decisions.num_rows, plain["progress"]) as advance:
+        factory = functools.partial(build_agent, plain["policy"], config)
+        info = variant_info(plain["policy"], loaded.settings)
+        replayed = replay(decisions, factory, info, seed=plain["seed"], progress=advance)
+    estimates = off_policy(decisions, replayed, n_boot=plain["n_boot"], seed=plain["seed"])
+    summary = {
+        "decision_points": len(replayed.decisions),
+        "violations": replayed.violations,
+        "agreement": replayed.agreement,
+        "faults": len(replayed.faults),
+        "logged_mean_reward": float(np.mean(decisions["reward"].to_numpy(zero_copy_only=False))),
+    }
+    return summary, replayed.table(), estimates, loaded.run_id or loaded.source
 
-    def advance(done: int, total: int) -> None:
+
+def replay_manifest(plain: dict[str, Any]) -> Replayed:
+    """A choice policy (``policy=module:Class``) over an external log and its manifest."""
+    factory = import_policy(str(plain["policy"]))
+    log = load_external(plain["log"])
+    print(f"replaying {plain['policy']} over {len(log.points)} decision points of {log.source}")
+    replayed = replay_external(log, factory)
+    estimates = off_policy_external(log, replayed, n_boot=plain["n_boot"], seed=plain["seed"])
+    summary = {
+        "decision_points": len(log.points),
+        "violations": replayed.n_violations,
+        "agreement": replayed.agreement,
+        "faults": len(replayed.faults),
+        "logged_mean_reward": float(np.mean([p["reward"] for p in log.points])),
+    }
+    table = pa.Table.from_pylist(
+        [{"row": p["row"], "case": str(p["case"]), "point": p["point"], "action": a,
+          "agrees": ok, "violation": v}
+         for p, a, ok, v in zip(log.points, replayed.actions, replayed.agrees,
+                                replayed.violations, strict=True)]
+    )  # fmt: skip
+    return summary, table, estimates, str(plain["log"])
+
+
+def import_policy(name: str) -> Any:
+    """``module:Class`` (importable here and in the policy's process) -> the class."""
+    module, _, attribute = name.partition(":")
+    if not module or not attribute:
+        raise ConfigError(f"policy={name}: for an external log, name a class as module:Class")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"policy={name}: cannot import it ({exc})") from None
+
+
+@contextlib.contextmanager
+def _progress(total: int, shown: bool) -> Iterator[Callable[[int, int], None]]:
+    bar = tqdm(total=total, unit="decision", disable=not (shown and sys.stderr.isatty()))
+
+    def advance(done: int, _total: int) -> None:
         bar.update(done - bar.n)
 
-    factory = functools.partial(build_agent, plain["policy"], config)
-    replayed = replay(decisions, factory, variant_info(plain["policy"], loaded.settings),
-                      seed=plain["seed"], progress=advance)  # fmt: skip
-    bar.close()
-    estimates = off_policy(decisions, replayed, n_boot=plain["n_boot"], seed=plain["seed"])
-    logged = float(np.mean(decisions["reward"].to_numpy(zero_copy_only=False)))
-    print(format_table(replayed, estimates, logged))
-    if plain["tracking"]["enabled"]:
-        from arena_rl.tournament.tracking import log_replay
-
-        run_id = log_replay(plain, loaded.run_id or loaded.source, replayed, estimates, logged)
-        print(f"\nMLflow run {run_id} (tag replay_of={loaded.run_id or loaded.source})")
-    return 0
+    try:
+        yield advance
+    finally:
+        bar.close()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="replay", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         code = run(cfg)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError) as exc:  # ManifestError included
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     if code:

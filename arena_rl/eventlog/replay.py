@@ -39,6 +39,9 @@ from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.sandbox import AgentSandbox
 
+STARTUP_S = 300.0
+"""How long the policy's process may take to start and answer its first question."""
+
 PolicyFactory = Callable[[], Agent]
 """Builds the policy inside its own process (picklable: a class, or a functools.partial)."""
 
@@ -312,6 +315,7 @@ class PolicyProcess:
         self.process.start()
         child_end.close()
         self._sent = 0
+        self._answered = False
         self._pending: set[int] = set()
         """Positions of rows sent before their reward was known."""
 
@@ -361,8 +365,11 @@ class PolicyProcess:
     def _ask(self, message: tuple[Any, ...], where: str) -> Any:
         try:
             self.conn.send(message)
-            if not self.conn.poll(self.timeout_s):
-                raise ReplayError(f"the policy did not answer {where} within {self.timeout_s:g} s")
+            # the first answer waits for the process to start too (imports; slow on a busy machine)
+            limit = self.timeout_s if self._answered else max(self.timeout_s, STARTUP_S)
+            if not self.conn.poll(limit):
+                raise ReplayError(f"the policy did not answer {where} within {limit:g} s")
+            self._answered = True
             kind, payload = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
             self.process.join(timeout=1)

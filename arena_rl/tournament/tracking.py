@@ -562,14 +562,14 @@ REPLAY_OF_TAG = "replay_of"
 def log_replay(
     config: Mapping[str, Any],
     replay_of: str,
-    replayed: Any,
+    summary: Mapping[str, float],
+    table: pa.Table,
     estimates: Mapping[str, Any],
-    logged_reward: float,
 ) -> str:
-    """One MLflow run for a replay: its config as params, its metrics (decision points,
-    violations, agreement, faults, each estimator's value, CI and effective sample size), the
-    per-decision replay as ``replay.parquet`` and the estimates as ``ope.json``; tagged with
-    the run it replays. Returns the run id."""
+    """One MLflow run for a replay: its config as params, ``summary`` (decision points,
+    violations, agreement, faults, the logged policy's mean reward) and each estimator's value,
+    CI and effective sample size as metrics, the per-decision replay as ``replay.parquet`` and
+    the estimates as ``ope.json``; tagged with the run it replays. Returns the run id."""
     uri = config["tracking"]["uri"] or default_tracking_uri()
     client = MlflowClient(uri)
     experiment_id = _experiment_id(client, config["tracking"]["experiment"], _artifact_root(uri))
@@ -580,13 +580,7 @@ def log_replay(
     )
     run_id: str = run.info.run_id
     stamp = int(time.time() * 1000)
-    values = {
-        "decision_points": len(replayed.decisions),
-        "violations": replayed.violations,
-        "agreement": replayed.agreement,
-        "faults": len(replayed.faults),
-        "logged_mean_reward": logged_reward,
-    }
+    values = dict(summary)
     for e in estimates.values():
         values |= {
             f"ope/{e.name}/{k}": getattr(e, k) for k in ("value", "ci_low", "ci_high", "ess")
@@ -595,13 +589,13 @@ def log_replay(
     try:
         _log(client, run_id, params=_params(flatten(config)), metrics=metrics)
         with tempfile.TemporaryDirectory() as folder:
-            table = Path(folder) / "replay.parquet"
-            pq.write_table(replayed.table(), table)
+            path = Path(folder) / "replay.parquet"
+            pq.write_table(table, path)
             ope = Path(folder) / "ope.json"
             ope.write_text(
                 json.dumps([dataclasses.asdict(e) for e in estimates.values()], indent=1)
             )
-            client.log_artifact(run_id, str(table))
+            client.log_artifact(run_id, str(path))
             client.log_artifact(run_id, str(ope))
     except Exception:
         _mark_failed(client, run_id)
