@@ -7,6 +7,7 @@ import gc
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ class Snoop(BaseAgent):
     says what it found in its reasoning (holding otherwise)."""
 
     def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        with warnings.catch_warnings():  # probing every module touches deprecated attributes
+            warnings.simplefilter("ignore")
+            return self._probe(signals)
+
+    def _probe(self, signals: Signals) -> ConfigUpdate | None:
         now = signals.experiment_days
         leaks: list[str] = []
 

@@ -5,6 +5,7 @@ guardrails allowed."""
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -60,22 +61,36 @@ def test_a_policy_that_snoops_finds_nothing_later(decisions: pa.Table) -> None:
     assert result.faults == []
 
 
-def test_the_snoop_does_find_the_future_when_it_is_within_reach(decisions: pa.Table) -> None:
-    """The same probe, run in this process beside the whole log, finds it: so the test above
-    can fail."""
-    from replay_policies import _days_in
+PROBE_BESIDE_THE_LOG = """
+import sys, numpy as np, pyarrow.parquet as pq
+from arena_rl.agent import VariantInfo
+from arena_rl.eventlog.replay import signals_of
+from replay_policies import Snoop
+table = pq.read_table(sys.argv[1])
+rows = table.to_pylist()  # the whole log, within the probe's reach
+metrics = [c[4:-6] for c in table.column_names if c.startswith("obs.") and c.endswith(".value")]
+snoop = Snoop()
+snoop.reset(VariantInfo.of("policy", days=12), np.random.default_rng(0))
+answer = snoop.decide(signals_of(rows[0], metrics), {})
+print(answer.reasoning if answer else "nothing")
+"""
 
-    rows = decisions.to_pylist()  # the whole log, in this frame
-    assert max(_days_in(rows)) == DAYS - 1
-    from arena_rl.eventlog.replay import signals_of
 
-    metrics = [
-        c[4:-6] for c in decisions.column_names if c.startswith("obs.") and c.endswith(".value")
-    ]
-    snoop = Snoop()
-    snoop.reset(info(), __import__("numpy").random.default_rng(0))
-    answer = snoop.decide(signals_of(rows[0], metrics), {})
-    assert answer is not None and answer.reasoning.startswith("LEAK")
+def test_the_snoop_does_find_the_future_when_it_is_within_reach(
+    decisions: pa.Table, tmp_path: Path
+) -> None:
+    """The same probe, run beside the whole log (in a fresh process, as the replay's is),
+    finds it: so the test above can fail."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(decisions, tmp_path / "log.parquet")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_BESIDE_THE_LOG, str(tmp_path / "log.parquet")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("LEAK"), done.stdout
 
 
 def test_faults_and_violations_are_recorded_not_trusted(decisions: pa.Table) -> None:
