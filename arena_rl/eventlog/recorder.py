@@ -100,7 +100,6 @@ class EventLogRecorder:
         self.sample = check_user_sample(users)
         self.user_events = self.sample not in (NO_USERS, 0)
         """Asks the core for user-level batches (only when some users are kept)."""
-        self.seed = seed
         self.tournament = tournament
         self._root: ObjectKey = (s.TOURNAMENT, None, tournament)
         self._objects: dict[ObjectKey, tuple[int | None, str | None]] = {
