@@ -90,7 +90,7 @@ def load(log: str, tracking_uri: str | None, tournaments: Sequence[int] | None) 
     tables: list[pa.Table] = []
     settings: dict[str, Any] = {}
     for folder in folders:
-        table = read_log(folder)
+        table = read_log(folder, ("decisions", "objects"))  # the rest is not replayed
         decisions = table["decisions"]
         if (
             tournaments is not None

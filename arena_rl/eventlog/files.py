@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,14 +59,15 @@ def write_log(folder: Path, files: Mapping[str, bytes]) -> Path:
     return folder
 
 
-def read_log(folder: str | Path) -> dict[str, pa.Table]:
-    """A log folder's tables, each checked against its schema; a missing or foreign file is an
-    error that names it."""
+def read_log(folder: str | Path, stems: Iterable[str] = TABLES) -> dict[str, pa.Table]:
+    """A log folder's tables (all, or ``stems``), each checked against its schema; a missing
+    or foreign file is an error that names it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no event log folder at {folder}")
     tables = {}
-    for stem, schema in TABLES.items():
+    for stem in stems:
+        schema = TABLES[stem]
         path = folder / f"{stem}.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{folder} is not a complete event log: {path.name} is missing")
