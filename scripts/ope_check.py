@@ -40,14 +40,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from agents.common import BaseAgent, scaled
+from agents.common import BaseAgent, reward, scaled
 from agents.thompson import ThompsonSampling
 from arena_rl.agent import VariantInfo
 from arena_rl.core.events import EventStream
 from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
 from arena_rl.core.guardrails import ConfigUpdate, GuardrailConfig
 from arena_rl.core.signals import Signals
-from arena_rl.eventlog.evaluation import off_policy
+from arena_rl.eventlog.evaluation import carry_over, off_policy
 from arena_rl.eventlog.ope import trajectory_ips
 from arena_rl.eventlog.recorder import EventLogRecorder
 from arena_rl.eventlog.replay import ReplayResult, replay
@@ -72,6 +72,40 @@ DECISIONS = DAYS // INTERVAL
 def target_economy(name: str) -> dict[str, float]:
     scenario = load_scenario()
     return scaled(scenario.base_economy(), ECONOMIES[name], scenario.knobs)
+
+
+class Hedge(BaseAgent):
+    """Exp3: exponential weights over the economies, mixed with a uniform share so that every
+    economy keeps probability >= GAMMA/3 (positivity). Each reward estimate seen at a decision
+    is credited to the economy drawn at the one before, weighed by 1/its probability."""
+
+    GAMMA = 0.3
+    ETA = 0.3
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        super().reset(info, rng)
+        self.log_weights_ = np.zeros(len(ECONOMIES))
+        self.first_: float | None = None
+        self.last_: tuple[int, float] | None = None
+        self.probability_ = 1.0
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        seen = reward(signals, self.info_)
+        if seen is not None and self.last_ is not None:
+            self.first_ = self.first_ or seen
+            gain = float(np.clip(10.0 * (seen / self.first_ - 1.0), -1.0, 1.0))
+            drawn, probability = self.last_
+            self.log_weights_[drawn] += self.ETA * gain / probability
+        weights = np.exp(self.log_weights_ - self.log_weights_.max())
+        chances = (1 - self.GAMMA) * weights / weights.sum() + self.GAMMA / len(ECONOMIES)
+        drawn = int(self.rng_.choice(len(ECONOMIES), p=chances))
+        self.probability_ = float(chances[drawn])
+        self.last_ = (drawn, self.probability_)
+        name = list(ECONOMIES)[drawn]
+        return ConfigUpdate(target_economy(name), f"hedge: {name}")
+
+    def action_probability(self) -> float:
+        return self.probability_
 
 
 class Uniform(BaseAgent):
@@ -106,6 +140,7 @@ class _Always(BaseAgent):
 LOGGERS = {
     "uniform": Uniform,
     "thompson": lambda: ThompsonSampling(arms=ECONOMIES, hold_days=1, transition_days=0),
+    "hedge": Hedge,
 }
 TARGETS = tuple(ECONOMIES)
 
@@ -267,7 +302,13 @@ def main() -> None:
             played = list(pool.map(tournament, jobs))
             print(f"{logger}: {len(played)} tournaments logged and their truths simulated "
                   f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
-            report[logger] = {}
+            pooled = carry_over(pa.concat_tables([p["decisions"] for p in played]))
+            alone = [carry_over(p["decisions"]).warning is not None for p in played]
+            print(f"  carry-over test on the pooled log: F = {pooled.f_statistic:.1f}, "
+                  f"p = {pooled.p_value:.1e} ({'warns' if pooled.warning else 'silent'}); "
+                  f"warns on {np.mean(alone):.0%} of single tournaments")  # fmt: skip
+            report[logger] = {"carry_over": {"f": pooled.f_statistic, "p": pooled.p_value,
+                                             "single_warns": float(np.mean(alone))}}  # fmt: skip
             for target in TARGETS:
                 logs = pa.concat_tables([p["decisions"] for p in played])
                 replayed = replay(logs, Always(target), VariantInfo.of("target", days=DAYS))

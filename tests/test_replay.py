@@ -137,6 +137,7 @@ def test_the_replay_command_on_a_run_folder_and_on_its_mlflow_run(tmp_path: Path
         assert done.returncode == 0, done.stderr[-2000:]
         assert "decision points: 32" in done.stdout  # 2 tournaments x 2 agents x 8 days
         assert "dr " in done.stdout and "agreement with the logged actions" in done.stdout
+        assert "carry-over test" in done.stdout
     replays = client.search_runs([experiment], "tags.replay_of != ''")
     assert {r.data.tags["replay_of"] for r in replays} == {
         str(tmp_path / "run"),

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from arena_rl.agent import VariantInfo
 from arena_rl.config import ConfigError, agent_configs, available_agents, build_agent
-from arena_rl.eventlog.evaluation import off_policy
+from arena_rl.eventlog.evaluation import carry_over, off_policy
 from arena_rl.eventlog.external import load_external, off_policy_external, replay_external
 from arena_rl.eventlog.files import read_log
 from arena_rl.eventlog.ope import Estimate
@@ -119,7 +119,9 @@ def variant_info(policy: str, settings: dict[str, Any]) -> VariantInfo:
     return VariantInfo.of(policy, population, scenario, days=settings.get("days"))
 
 
-def format_table(summary: dict[str, float], estimates: dict[str, Estimate]) -> str:
+def format_table(
+    summary: dict[str, float], estimates: dict[str, Estimate], warnings: Sequence[str] = ()
+) -> str:
     lines = [
         f"decision points: {summary['decision_points']:.0f}",
         f"violations: {summary['violations']:.0f} (actions the guardrails, or the manifest, "
@@ -134,8 +136,14 @@ def format_table(summary: dict[str, float], estimates: dict[str, Estimate]) -> s
         lines.append(
             f"{e.name:<8} {e.value:>9.4f}  [{e.ci_low:>9.4f}, {e.ci_high:>9.4f}]  {e.ess:>8.1f}"
         )
-    warnings = sorted({e.warning for e in estimates.values() if e.warning})
-    lines += [f"warning: {w}" for w in warnings]
+    if "carry_over_p" in summary:
+        p = summary["carry_over_p"]
+        told = f"p = {p:.2g}" if np.isfinite(p) else "cannot tell (the economy never changed)"
+        lines.append(
+            f"carry-over test (does the economy before a decision move its reward?): {told}"
+        )
+    found = sorted({e.warning for e in estimates.values() if e.warning}) + list(warnings)
+    lines += [f"warning: {w}" for w in found]
     return "\n".join(lines)
 
 
@@ -144,22 +152,28 @@ def run(cfg: DictConfig) -> int:
     assert isinstance(container, dict)
     plain: dict[str, Any] = {str(k): v for k, v in container.items()}
     log = str(plain["log"])
-    if log.endswith((".yaml", ".yml")):
-        summary, table, estimates, replay_of = replay_manifest(plain)
-    else:
-        summary, table, estimates, replay_of = replay_run(plain)
-    print(format_table(summary, estimates))
+    done = replay_manifest(plain) if log.endswith((".yaml", ".yml")) else replay_run(plain)
+    print(format_table(done.summary, done.estimates, done.warnings))
     if plain["tracking"]["enabled"]:
         from arena_rl.tournament.tracking import log_replay
 
-        run_id = log_replay(plain, replay_of, summary, table, estimates)
-        print(f"\nMLflow run {run_id} (tag replay_of={replay_of})")
+        run_id = log_replay(plain, done.replay_of, done.summary, done.table, done.estimates)
+        print(f"\nMLflow run {run_id} (tag replay_of={done.replay_of})")
     return 0
 
 
-Replayed = tuple[dict[str, float], pa.Table, dict[str, Estimate], str]
-"""What a replay prints and logs: its summary, its per-decision table, the estimates, and the
-run (or file) it replays."""
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay prints and logs."""
+
+    summary: dict[str, float]
+    table: pa.Table
+    """One row per decision point: what the policy did there."""
+    estimates: dict[str, Estimate]
+    replay_of: str
+    """The MLflow run, or the file, replayed."""
+    warnings: list[str]
+    """Besides the estimators' own (the carry-over test's)."""
 
 
 def replay_run(plain: dict[str, Any]) -> Replayed:
@@ -181,14 +195,17 @@ def replay_run(plain: dict[str, Any]) -> Replayed:
         info = variant_info(plain["policy"], loaded.settings)
         replayed = replay(decisions, factory, info, seed=plain["seed"], progress=advance)
     estimates = off_policy(decisions, replayed, n_boot=plain["n_boot"], seed=plain["seed"])
+    lasting = carry_over(decisions)
     summary = {
         "decision_points": len(replayed.decisions),
         "violations": replayed.violations,
         "agreement": replayed.agreement,
         "faults": len(replayed.faults),
         "logged_mean_reward": float(np.mean(decisions["reward"].to_numpy(zero_copy_only=False))),
+        "carry_over_p": lasting.p_value,
     }
-    return summary, replayed.table(), estimates, loaded.run_id or loaded.source
+    warnings = [lasting.warning] if lasting.warning else []
+    return Replayed(summary, replayed.table(), estimates, loaded.run_id or loaded.source, warnings)
 
 
 def replay_manifest(plain: dict[str, Any]) -> Replayed:
@@ -211,7 +228,7 @@ def replay_manifest(plain: dict[str, Any]) -> Replayed:
          for p, a, ok, v in zip(log.points, replayed.actions, replayed.agrees,
                                 replayed.violations, strict=True)]
     )  # fmt: skip
-    return summary, table, estimates, str(plain["log"])
+    return Replayed(summary, table, estimates, str(plain["log"]), [])
 
 
 def import_policy(name: str) -> Any:
