@@ -2,7 +2,7 @@
 
 Usage: ``python scripts/bench_eventlog.py [--repeats 5] [--users 20000] [--days 28]``
 
-Prints two figures (medians over the repeats, in one process):
+Prints four figures (medians over the repeats, in one process):
 
 1. **Tournament overhead.** One default tournament (the default population, scenario and
    horizon; agents ucb, thompson, rule and pid), played as a Ray worker plays it (``play_one``,
@@ -15,6 +15,10 @@ Prints two figures (medians over the repeats, in one process):
 3. **Replay.** 10,000 logged decision points (a default tournament's, repeated with the arms
    renamed) replayed for a cheap policy (the rule agent) in its own process.
 
+4. **Checkpoint size.** What the simulator holds per user at a decision point (population
+   arrays and random state, pickled as ``scripts/ope_check.py`` copies them), for each
+   scenario, after a few days.
+
 Then one JSON line with the figures.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import statistics
 import time
 from collections.abc import Sequence
@@ -35,6 +40,8 @@ from agents.ucb import UCB1
 from arena_rl.agent import VariantInfo
 from arena_rl.config import build_agent, compose_config, settings_from
 from arena_rl.core.events import Event, UserDay
+from arena_rl.core.experiment import CONTROL_ARM, ExperimentCore
+from arena_rl.core.guardrails import GuardrailConfig
 from arena_rl.eventlog.files import to_parquet
 from arena_rl.eventlog.recorder import EventLogRecorder
 from arena_rl.eventlog.replay import replay
@@ -43,6 +50,8 @@ from arena_rl.scenarios import load_population, load_scenario
 from arena_rl.tournament.runner import play_one
 
 AGENTS = "+agents=[ucb,thompson,rule,pid]"
+SCENARIOS = ("default", "pricing")
+"""Scenario presets (``conf/scenario/``) whose checkpoint size is measured."""
 
 
 def tournament_overhead(repeats: int) -> dict[str, float]:
@@ -117,6 +126,20 @@ def replay_speed(n_points: int) -> dict[str, float]:
             "per_s": len(result.decisions) / seconds}  # fmt: skip
 
 
+def checkpoint_bytes(n_users: int) -> dict[str, float]:
+    """Bytes per user of a pickled experiment core (population arrays, random state,
+    guardrails) after five days, per scenario."""
+    sizes = {}
+    for name in SCENARIOS:
+        scenario = load_scenario(name)
+        core = ExperimentCore(load_population(scenario), scenario, [CONTROL_ARM, "a", "b"], 0,
+                              n_users, GuardrailConfig(**scenario.guardrails))  # fmt: skip
+        for _ in range(5):
+            core.step_day()
+        sizes[name] = len(pickle.dumps(core)) / n_users
+    return sizes
+
+
 def _agents() -> dict[str, dict[str, object]]:
     return settings_from(compose_config([AGENTS, "tournament.n_tournaments=1"])).agents
 
@@ -144,7 +167,13 @@ def main() -> None:
         f"replay of {speed['decision_points']:,.0f} decision points (rule agent, own process): "
         f"{speed['seconds']:.2f} s, {speed['per_s']:,.0f} per s"
     )
-    print(json.dumps({"tournament": overhead, "write": rate, "replay": speed}))
+    checkpoint = checkpoint_bytes(args.users)
+    print(
+        f"checkpoint at a decision point ({args.users} users): "
+        + ", ".join(f"{name} {size:.0f} B per user" for name, size in checkpoint.items())
+    )
+    print(json.dumps({"tournament": overhead, "write": rate, "replay": speed,
+                      "checkpoint_bytes_per_user": checkpoint}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from arena_rl.core.events import (
     BreakerRecovered,
@@ -392,12 +393,9 @@ class EventLogRecorder:
         arm = np.concatenate([a for a, _, _ in self._users_seen])
         user = np.concatenate([u for _, u, _ in self._users_seen])
         since = np.concatenate([np.full(len(a), d, np.int32) for a, _, d in self._users_seen])
-        user_ids = pa.array(
-            [
-                f"{s.object_id(s.USER, shown[a])}/{u}"
-                for a, u in zip(arm.tolist(), user.tolist(), strict=True)
-            ],
-            pa.string(),
+        prefixes = pa.array([f"{s.object_id(s.USER, a)}/" for a in shown], pa.string())
+        user_ids = pc.binary_join_element_wise(
+            prefixes.take(pa.array(arm)), pa.array(user).cast(pa.string()), ""
         )
         user_arm = pa.array(shown, pa.string()).take(pa.array(arm))
         users = pa.table(
