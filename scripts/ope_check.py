@@ -4,8 +4,10 @@ Usage: ``python scripts/ope_check.py [--tournaments 200] [--workers 2] [--users-
 
 Each tournament is logged under a stochastic policy in every treatment arm (``uniform``: one of
 three economies drawn uniformly each decision; ``thompson``: Thompson sampling over the same
-three), with the event log's decision points. Three deterministic targets each always ask for
-one of the three economies. For every tournament and target:
+three; ``hedge``: Exp3, exponential weights mixed with a uniform share), with the event log's
+decision points. The carry-over test (:func:`arena_rl.eventlog.evaluation.carry_over`) runs on
+each logger's pooled log and on each tournament's alone. Three deterministic targets each
+always ask for one of the three economies. For every tournament and target:
 
 * **Replay**: the target is replayed over the logged decision points (its own process; the
   production path of ``scripts/replay.py``), and the estimators of ``arena_rl.eventlog.ope``
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from agents.common import BaseAgent, reward, scaled
 from agents.thompson import ThompsonSampling
@@ -238,7 +241,8 @@ def tournament(args: tuple[str, int, int]) -> dict[str, Any]:
 def estimates(args: tuple[pa.Table, ReplayResult, dict[str, Any]]) -> dict[str, Any]:
     """Every estimator for one tournament and target, and the per-decision consistency check."""
     decisions, replayed, truth = args
-    found = off_policy(decisions, replayed, n_boot=400, seed=0)
+    with threadpool_limits(1):  # one thread per worker: the reward model's OpenMP threads
+        found = off_policy(decisions, replayed, n_boot=400, seed=0)  # oversubscribe the cores
     out = {name: (e.value, e.ci_low, e.ci_high, e.ess) for name, e in found.items()}
     out |= _trajectory(decisions, replayed)
     agreed = [d.agrees for d in replayed.decisions]

@@ -153,14 +153,15 @@ class EventLogRecorder:
             ]
         seen = self._version(e.arm, e.config, e.day)
         action = None if e.action is None else dict(e.action.overrides)
+        asked = _json(action)
         links = [(agent, "decided by"), ((s.ARM, e.arm, None), "for"), (seen, "seen")]
-        self._add(s.DECISION_MADE, e.day, e.arm, links, e.probability, detail=_json(action))
+        self._add(s.DECISION_MADE, e.day, e.arm, links, e.probability, detail=asked)
         row: dict[str, Any] = {
             "tournament": self.tournament,
             "arm": e.arm,
             "agent": e.agent,
             "day": e.day,
-            "action": None if action is None else _json(action),
+            "action": None if action is None else asked,
             "reasoning": e.action.reasoning if e.action is not None else "",
             "probability": e.probability,
             "allowed_refusal": e.allowed.refusal,
@@ -320,13 +321,19 @@ class EventLogRecorder:
         """The log as Arrow tables (:data:`schema.TABLES`); each arm is named after the agent
         that decided for it (the control arm keeps its name)."""
         names = self._agents
+        made: dict[ObjectKey, str] = {}
 
         def oid(key: ObjectKey) -> str:
-            kind, arm, part = key
-            if kind == s.TOURNAMENT:
-                return s.object_id(kind, part)
-            shown = names.get(str(arm), str(arm))
-            return s.object_id(kind, shown) if part is None else s.object_id(kind, shown, part)
+            found = made.get(key)
+            if found is None:
+                kind, arm, part = key
+                if kind == s.TOURNAMENT:
+                    found = s.object_id(kind, part)
+                else:
+                    shown = names.get(str(arm), str(arm))
+                    found = s.object_id(kind, shown, *([] if part is None else [part]))
+                made[key] = found
+            return found
 
         rows = self._rows
         agent_ids = list(range(len(rows)))
