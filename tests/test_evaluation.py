@@ -1,6 +1,6 @@
-"""The carry-over test on logged decision points: its size when a decision's reward depends on
-that decision alone, its power when the economy before keeps acting, and its silence where
-the log cannot tell."""
+"""Off-policy evaluation of a replay: the weights of refused decisions, and the carry-over test
+(its size when a decision's reward depends on that decision alone, its power when the economy
+before keeps acting, and its silence where the log cannot tell)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from arena_rl.eventlog.evaluation import carry_over
+from arena_rl.eventlog.evaluation import carry_over, off_policy
+from arena_rl.eventlog.replay import ReplayedDecision, ReplayResult
 
 ECONOMIES = np.array([[10.0, 5.0], [7.0, 3.5], [12.0, 5.0]])
 """Three economies of two knobs, as a uniform logger would choose among them."""
@@ -76,3 +78,32 @@ def test_a_log_whose_economy_never_changes_cannot_tell() -> None:
     )
     found = carry_over(table)
     assert np.isnan(found.p_value) and found.warning is None
+
+
+def test_a_refused_decision_weighs_one_whatever_was_asked() -> None:
+    """Where the guardrails refuse any change every action has the same effect, so the replay
+    agrees there whatever it asks: the weight is 1, not 1/p. Rewards all 1, logged at p = 1/3,
+    the target agreeing on every refused row and on a third of the rest: IPS is exactly 1."""
+    table = log(np.random.default_rng(3), lag=0.0, arms=3, decisions=6)
+    n = table.num_rows
+    refused = np.arange(n) % 2 == 0
+    table = table.set_column(table.column_names.index("reward"), "reward", pa.array([1.0] * n))
+    table = table.append_column("probability", pa.array([1 / 3] * n))
+    table = table.set_column(
+        table.column_names.index("allowed_refusal"),
+        "allowed_refusal",
+        pa.array(["rate_limited" if r else None for r in refused], pa.string()),
+    )
+    others = np.flatnonzero(~refused)
+    agrees = refused.copy()
+    agrees[others[::3]] = True
+    replayed = ReplayResult(
+        [
+            ReplayedDecision(i, 0, 0, "arm", None, 1.0, "", bool(a), None)
+            for i, a in enumerate(agrees)
+        ],
+        [],
+        0.0,
+    )
+    found = off_policy(table, replayed, n_boot=100)
+    assert found["ips"].value == pytest.approx(1.0)
