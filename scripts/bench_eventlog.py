@@ -6,8 +6,9 @@ Prints four figures (medians over the repeats, in one process):
 
 1. **Tournament overhead.** One default tournament (the default population, scenario and
    horizon; agents ucb, thompson, rule and pid), played as a Ray worker plays it (``play_one``,
-   the Parquet files included), with no log and with the default log (100 users per arm). Runs
-   alternate, so a machine that slows down slows both.
+   the log's tables included), with no log and with the default log (100 users per arm); and
+   the driver's encoding of that log as Parquet when it stores it. Runs alternate, so a
+   machine that slows down slows both.
 2. **User-level event write rate.** Every user's days of a ``--users`` experiment are captured
    first; then a recorder keeping all users takes them, builds its tables and writes them as
    Parquet: user-level events per second over that whole path.
@@ -55,11 +56,12 @@ SCENARIOS = ("default", "pricing")
 
 
 def tournament_overhead(repeats: int) -> dict[str, float]:
-    """Median seconds of one default tournament without and with the default log."""
+    """Median seconds of one default tournament without and with the default log, as a worker
+    plays it, and of the driver's encoding of that log as Parquet (while workers play on)."""
     settings = settings_from(compose_config([AGENTS, "tournament.n_tournaments=1"]))
     logged = settings.specs[0]
     plain = dataclasses.replace(logged, eventlog_users=None)
-    times: dict[str, list[float]] = {"off": [], "on": []}
+    times: dict[str, list[float]] = {"off": [], "on": [], "parquet": []}
     for spec in (plain, logged):  # warm: imports (once per process: pyarrow loads pandas
         play_one(spec, build_agent)  # on its first conversion, ~0.3 s), caches
     for _ in range(repeats):
@@ -67,9 +69,13 @@ def tournament_overhead(repeats: int) -> dict[str, float]:
             played = play_one(spec, build_agent)
             assert played.error is None, played.error
             times[name].append(played.seconds)
+        assert played.eventlog is not None
+        started = time.perf_counter()
+        to_parquet(played.eventlog)
+        times["parquet"].append(time.perf_counter() - started)
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
     return {"users_per_arm": float(logged.eventlog_users or 0), "off_s": off, "on_s": on,
-            "overhead": on / off - 1}  # fmt: skip
+            "overhead": on / off - 1, "parquet_s": statistics.median(times["parquet"])}  # fmt: skip
 
 
 class Capture:
@@ -154,7 +160,9 @@ def main() -> None:
     print(
         f"default tournament ({AGENTS}): {overhead['off_s']:.3f} s without a log, "
         f"{overhead['on_s']:.3f} s with the default log "
-        f"({overhead['users_per_arm']:.0f} users per arm): {overhead['overhead']:+.1%}"
+        f"({overhead['users_per_arm']:.0f} users per arm): {overhead['overhead']:+.1%} in the "
+        f"worker; the driver then encodes it as Parquet in {overhead['parquet_s']:.3f} s "
+        f"({overhead['parquet_s'] / overhead['off_s']:.1%}), while the workers play on"
     )
     rate = write_rate(args.users, args.days, args.repeats)
     print(

@@ -117,13 +117,15 @@ class EventLogRecorder:
         self._open: dict[str, _Decision] = {}
         self._last: dict[str, _Decision] = {}
         self._rng = np.random.default_rng([seed, tournament])
-        """The log's own stream (user sample, realised counts): the experiment's is untouched."""
+        """The log's own stream (the user sample): the experiment's is untouched."""
+        self._counts_seed = (seed, tournament, 1)
+        """Seeds the draws of each user's count of an event the model keeps in expectation
+        (made when the tables are built, the same every time they are)."""
         self._keep: np.ndarray | None = None
-        self._index: np.ndarray | None = None
-        """(n_arms, users_per_arm): each user's object number once seen, else -1."""
-        self._users_seen: list[tuple[np.ndarray, np.ndarray, int]] = []
-        """Per day, the users first seen then: (arm, user, day), in object-number order."""
-        self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._needed = ("arm", "user", *dict.fromkeys(k.column for k in self.kinds))
+        self._days: list[tuple[int, dict[str, np.ndarray]]] = []
+        """Per day, the kept users' columns (``_needed``)."""
+        self._users_per_arm = 0
         self._arm_order: tuple[str, ...] = ()
 
     # ---- the stream -----------------------------------------------------------------------
@@ -243,32 +245,19 @@ class EventLogRecorder:
                 last.reward_days += 1
 
     def _users(self, e: UserDay) -> None:
+        """Keep the sampled users' columns of the day; events are made from all days at once
+        when the tables are built (per-day work is what a small tournament pays for)."""
         cols = e.columns
-        arm, user = cols["arm"], cols["user"]
-        if self._index is None:
+        if self._users_per_arm == 0:
             self._arm_order = e.arms
-            self._index = np.full((len(e.arms), e.users_per_arm), -1, np.int64)
+            self._users_per_arm = e.users_per_arm
             if self.sample != ALL_USERS:
                 self._keep = self._draw_sample(len(e.arms), e.users_per_arm)
-        kept: np.ndarray | slice = slice(None)
-        if self._keep is not None:
-            kept = np.flatnonzero(self._keep[arm, user])
-            arm, user = arm[kept], user[kept]
-        index = self._index[arm, user]
-        new = index < 0
-        if new.any():
-            seen = sum(len(a) for a, _, _ in self._users_seen)
-            index[new] = np.arange(seen, seen + int(np.count_nonzero(new)))
-            self._index[arm[new], user[new]] = index[new]
-            self._users_seen.append((arm[new], user[new], e.day))
-        # (users, kinds): how often each kind happened to each user today, 0 for never
-        counts = np.empty((len(arm), len(self.kinds)), np.float32)
-        for k, kind in enumerate(self.kinds):
-            column = cols[kind.column][kept]
-            counts[:, k] = self._rng.poisson(column) if kind.expected else column
-        rows, kinds = np.nonzero(counts > 0)
-        day = np.full(len(rows), e.day, np.int32)
-        self._chunks.append((kinds.astype(np.int16), day, index[rows], counts[rows, kinds]))
+        if self._keep is None:
+            self._days.append((e.day, {c: cols[c] for c in self._needed}))
+            return
+        kept = np.flatnonzero(self._keep[cols["arm"], cols["user"]])
+        self._days.append((e.day, {c: cols[c][kept] for c in self._needed}))
 
     def _draw_sample(self, n_arms: int, users_per_arm: int) -> np.ndarray:
         """(n_arms, users_per_arm) bool: the users whose events are kept."""
@@ -392,14 +381,28 @@ class EventLogRecorder:
     ) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
         """User-level events, their links to users, the users and their links to arms: built
         column-wise (a user's id string is made once and taken for each of its events)."""
-        if not self._chunks:
+        if not self._days:
             return tuple(
                 _empty(t) for t in (s.EVENTS, s.EVENT_OBJECTS, s.OBJECTS, s.OBJECT_OBJECTS)
             )  # type: ignore[return-value]
         shown = [names.get(a, a) for a in self._arm_order]
-        arm = np.concatenate([a for a, _, _ in self._users_seen])
-        user = np.concatenate([u for _, u, _ in self._users_seen])
-        since = np.concatenate([np.full(len(a), d, np.int32) for a, _, d in self._users_seen])
+        # one row per kept user and day, days in order
+        cols = {c: np.concatenate([d[c] for _, d in self._days]) for c in self._needed}
+        row_day = np.concatenate([np.full(len(d["arm"]), t, np.int32) for t, d in self._days])
+        key = cols["arm"].astype(np.int64) * self._users_per_arm + cols["user"]
+        # users numbered in the order they first appear (day by day: no sort of every row)
+        seen = np.zeros(len(self._arm_order) * self._users_per_arm, bool)
+        firsts, start = [], 0
+        for _, d in self._days:
+            today = np.arange(start, start + len(d["arm"]))
+            new = today[~seen[key[today]]]
+            seen[key[new]] = True
+            firsts.append(new)
+            start += len(today)
+        first = np.concatenate(firsts)
+        number = np.empty(len(seen), np.int64)
+        number[key[first]] = np.arange(len(first))
+        arm, user, since = cols["arm"][first], cols["user"][first], row_day[first]
         prefixes = pa.array([f"{s.object_id(s.USER, a)}/" for a in shown], pa.string())
         user_ids = pc.binary_join_element_wise(
             prefixes.take(pa.array(arm)), pa.array(user).cast(pa.string()), ""
@@ -415,13 +418,25 @@ class EventLogRecorder:
             [user_ids, arm_ids.take(pa.array(arm)), _repeat("assigned to", len(arm))],
             schema=s.OBJECT_OBJECTS,
         )
-        code, day, owner, count = (np.concatenate(c) for c in zip(*self._chunks, strict=True))
+        # (rows, kinds): how often each kind happened to each user that day, 0 for never
+        counts = np.empty((len(key), len(self.kinds)), np.float32)
+        draws = np.random.default_rng(self._counts_seed)
+        for k, kind in enumerate(self.kinds):
+            column = cols[kind.column]
+            if kind.expected:  # drawn only where the expectation is positive
+                counts[:, k] = 0
+                some = np.flatnonzero(column)
+                counts[some, k] = draws.poisson(column[some])
+            else:
+                counts[:, k] = column
+        rows, kinds = np.nonzero(counts > 0)
+        code, day, owner, count = kinds, row_day[rows], number[key[rows]], counts[rows, kinds]
         n = len(code)
-        offset_s = s.USER_EVENTS_FROM_S + 60 * code.astype(np.int64)
-        time = (
-            np.datetime64(s.START, "us")
-            + day.astype("timedelta64[D]")
-            + offset_s.astype("timedelta64[s]")
+        # a kind's events at a fixed minute of the day: microseconds since the epoch
+        minute_us = (s.USER_EVENTS_FROM_S + 60 * np.arange(len(self.kinds))) * 1_000_000
+        start_us = np.datetime64(s.START, "us").astype(np.int64)
+        time = (start_us + day.astype(np.int64) * 86_400_000_000 + minute_us[code]).view(
+            "datetime64[us]"
         )
         valued = np.array([k.value is not None for k in self.kinds])[code]
         owner32 = owner.astype(np.int32)
@@ -464,5 +479,9 @@ def _empty(schema: pa.Schema) -> pa.Table:
     return pa.table({name: [] for name in schema.names}, schema=schema)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str, allow_nan=True)
+"""One encoder for every detail (``json.dumps`` with options builds one per call)."""
+
+
 def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, default=str, allow_nan=True)
+    return _ENCODER.encode(value)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
@@ -152,8 +153,9 @@ class Played:
     error: str | None
     seconds: float
     """Time inside ``play_tournament`` (0 when the worker died)."""
-    eventlog: dict[str, bytes] | None = None
-    """The tournament's event log as Parquet files (name -> bytes), when the spec asks."""
+    eventlog: dict[str, pa.Table] | None = None
+    """The tournament's event log (table name -> table), when the spec asks. The driver,
+    which mostly waits on the workers, encodes it as Parquet when it stores it."""
 
 
 def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True) -> Played:
@@ -165,7 +167,7 @@ def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = T
         result = play_tournament(
             spec, build, with_regret=with_regret, subscribers=[recorder] if recorder else []
         )
-        eventlog = None if recorder is None else to_parquet(recorder.tables())
+        eventlog = None if recorder is None else recorder.tables()
     except Exception:
         return Played(spec.index, None, traceback.format_exc(), time.perf_counter() - started)
     return Played(spec.index, result.to_json(), None, time.perf_counter() - started, eventlog)
@@ -230,11 +232,11 @@ class ResultStore:
         """The tournament's event log folder (``<out_dir>/eventlog/<index>``)."""
         return self.out_dir / EVENTLOG_DIR / f"{index:05d}"
 
-    def write(self, index: int, text: str, eventlog: Mapping[str, bytes] | None = None) -> None:
+    def write(self, index: int, text: str, eventlog: Mapping[str, pa.Table] | None = None) -> None:
         """Atomically: a Ctrl-C or crash leaves either the whole file or none. The event log
         is written first, so a stored result always has the log it was played with."""
         if eventlog is not None:
-            write_log(self.eventlog(index), eventlog)
+            write_log(self.eventlog(index), to_parquet(eventlog))
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path(index).with_suffix(".json.tmp")
         tmp.write_text(text)
