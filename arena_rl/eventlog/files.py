@@ -1,8 +1,9 @@
 """One tournament's event log on disk: a folder of Parquet files, written whole or not at all.
 
-The tables travel from a Ray worker to the driver as Parquet bytes (:func:`to_parquet`), and the
-driver writes them (:func:`write_log`) into a temporary folder renamed into place, so a folder
-that exists holds a complete log. :func:`read_log` checks that before anyone trusts it.
+The tables travel from a Ray worker to the driver as Arrow tables; the driver, which mostly
+waits on the workers, encodes them as Parquet (:func:`to_parquet`) and writes them
+(:func:`write_log`) into a temporary folder renamed into place, so a folder that exists holds a
+complete log. :func:`read_log` checks that before anyone trusts it.
 """
 
 from __future__ import annotations
