@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from arena_rl.eventlog.files import read_log
 from arena_rl.eventlog.schema import TABLES
+from arena_rl.tournament.runner import LOCAL_CLUSTER_FILE, running_local_ray
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -134,6 +137,34 @@ def test_same_results_on_zero_one_or_two_workers_and_resume_adds_nothing(tmp_pat
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(list((tmp_path / "two" / "tournaments").glob("*.json"))) == 4
     assert leaderboard(tmp_path / "two") == leaderboard(tmp_path / "one")
+
+
+def test_a_command_joins_the_cluster_ray_start_left_running(tmp_path: Path) -> None:
+    """``ray start --head`` once (token auth on, as Ray now defaults; the mode unset, as a
+    user's shell has it), then a command attaches to it by itself instead of starting Ray."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    started = time.time()
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--num-cpus=2", "--block", "--include-dashboard=false"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while running_local_ray() is None or LOCAL_CLUSTER_FILE.stat().st_mtime < started:
+            assert time.monotonic() < deadline, "ray start --head did not come up"
+            assert head.poll() is None, "ray start --head exited"
+            time.sleep(0.5)
+        done = subprocess.run(
+            [sys.executable, "scripts/tournament.py", "+agents=[rule,random]", *TINY,
+             "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Started a local Ray" not in done.stderr
+        assert "Connecting to existing Ray cluster" in done.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # --block: stopping it stops the cluster
+        head.wait(timeout=60)
 
 
 @pytest.mark.llm

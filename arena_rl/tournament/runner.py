@@ -99,7 +99,27 @@ def connect(address: str | None, num_workers: int) -> None:
         cpus = max(num_workers, os.cpu_count() or 1)
         ray.init(address="local", num_cpus=cpus, include_dashboard=False)
     else:
+        _token_auth_if_there_is_a_token()
         ray.init(address=address)
+
+
+def _token_auth_if_there_is_a_token() -> None:
+    """Use token auth to join a cluster when a token exists and ``RAY_AUTH_MODE`` is unset.
+
+    ``ray start --head`` turns token auth on by default and saves its token, and a driver
+    joining it must be in token mode too, but Ray switches a driver to it only when it starts
+    a cluster: without this, the documented ``ray start --head`` then ``tournament.py`` fails
+    with "Authentication token is missing". Ray's own switch reads the token where Ray keeps
+    it; it is private, so a Ray without it leaves the choice to ``RAY_AUTH_MODE``."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def disconnect() -> None:
