@@ -390,18 +390,9 @@ class EventLogRecorder:
         cols = {c: np.concatenate([d[c] for _, d in self._days]) for c in self._needed}
         row_day = np.concatenate([np.full(len(d["arm"]), t, np.int32) for t, d in self._days])
         key = cols["arm"].astype(np.int64) * self._users_per_arm + cols["user"]
-        # users numbered in the order they first appear (day by day: no sort of every row)
-        seen = np.zeros(len(self._arm_order) * self._users_per_arm, bool)
-        firsts, start = [], 0
-        for _, d in self._days:
-            today = np.arange(start, start + len(d["arm"]))
-            new = today[~seen[key[today]]]
-            seen[key[new]] = True
-            firsts.append(new)
-            start += len(today)
-        first = np.concatenate(firsts)
-        number = np.empty(len(seen), np.int64)
-        number[key[first]] = np.arange(len(first))
+        first = _first_rows(key, [len(d["arm"]) for _, d in self._days])
+        number = np.empty(len(self._arm_order) * self._users_per_arm, np.int64)
+        number[key[first]] = np.arange(len(first))  # users numbered as they first appear
         arm, user, since = cols["arm"][first], cols["user"][first], row_day[first]
         prefixes = pa.array([f"{s.object_id(s.USER, a)}/" for a in shown], pa.string())
         user_ids = pc.binary_join_element_wise(
@@ -462,6 +453,20 @@ class EventLogRecorder:
             for d in self._decisions
         ]  # fmt: skip
         return pa.Table.from_pylist(rows, schema=s.decision_schema(knobs, metrics))
+
+
+def _first_rows(key: np.ndarray, day_sizes: Sequence[int]) -> np.ndarray:
+    """The row where each key first appears, in order, for rows grouped by day (a key appears
+    at most once a day): day by day, with no sort of every row."""
+    seen = np.zeros(int(key.max(initial=-1)) + 1, bool)
+    firsts, start = [], 0
+    for size in day_sizes:
+        today = np.arange(start, start + size)
+        new = today[~seen[key[today]]]
+        seen[key[new]] = True
+        firsts.append(new)
+        start += size
+    return np.concatenate(firsts) if firsts else np.zeros(0, np.intp)
 
 
 def _coded(codes: np.ndarray, texts: list[str]) -> pa.DictionaryArray:
