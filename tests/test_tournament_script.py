@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from arena_rl.eventlog.files import read_log
 from arena_rl.eventlog.schema import TABLES
-from arena_rl.tournament.runner import LOCAL_CLUSTER_FILE, running_local_ray
+from arena_rl.tournament.runner import running_local_ray
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -142,17 +142,22 @@ def test_same_results_on_zero_one_or_two_workers_and_resume_adds_nothing(tmp_pat
 def test_a_command_joins_the_cluster_ray_start_left_running(tmp_path: Path) -> None:
     """``ray start --head`` once (token auth on, as Ray now defaults; the mode unset, as a
     user's shell has it), then a command attaches to it by itself instead of starting Ray."""
+    if running_local_ray() is not None:
+        pytest.skip("a cluster started by `ray start --head` already runs on this machine")
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
-    started = time.time()
-    head = subprocess.Popen(
-        ["ray", "start", "--head", "--num-cpus=2", "--block", "--include-dashboard=false"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    said = tmp_path / "ray_start.txt"
+    with said.open("w") as out:
+        head = subprocess.Popen(
+            ["ray", "start", "--head", "--num-cpus=2", "--block", "--include-dashboard=false"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while running_local_ray() is None or LOCAL_CLUSTER_FILE.stat().st_mtime < started:
-            assert time.monotonic() < deadline, "ray start --head did not come up"
-            assert head.poll() is None, "ray start --head exited"
+        while running_local_ray() is None:  # (Ray keeps the address file if it is the same)
+            assert time.monotonic() < deadline, (
+                f"ray start --head did not come up:\n{said.read_text()}"
+            )
+            assert head.poll() is None, f"ray start --head exited:\n{said.read_text()}"
             time.sleep(0.5)
         done = subprocess.run(
             [sys.executable, "scripts/tournament.py", "+agents=[rule,random]", *TINY,
