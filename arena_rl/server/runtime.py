@@ -172,7 +172,9 @@ class ArenaRuntime:
         }
 
     def write_manifests(self, directory: Path) -> list[Path]:
-        """Write ``<variant>.json`` per variant and ``admin.json``; owner-only permissions."""
+        """Write ``<variant>.json`` per variant and ``admin.json``, last; owner-only permissions.
+        Each file is whole or absent (written aside, then renamed): a reader waiting for
+        ``admin.json`` once read it created but still empty."""
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         files = {f"{_slug(name)}.json": m for name, m in self.manifests().items()}
@@ -184,9 +186,11 @@ class ArenaRuntime:
         }
         for filename, content in files.items():
             path = directory / filename
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            aside = directory / f".{filename}.tmp"
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(json.dumps(content, indent=2) + "\n")
+            os.replace(aside, path)
             written.append(path)
         return written
 
