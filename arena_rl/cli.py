@@ -8,6 +8,7 @@ from collections.abc import Sequence
 USAGE = """usage: python -m arena_rl tournament [hydra overrides ...]
        python -m arena_rl serve [hydra overrides ...]
        python -m arena_rl admin {state,pause,resume,complete,advance,reset-breaker,log} ...
+       python -m arena_rl live replay LOG [--tournament N] [--speed DAYS_PER_S] [--port P]
 
   tournament  seeded tournaments of agents (conf/config.yaml; e.g. '+agents=[ucb,pid]'), as
               scripts/tournament.py runs them
@@ -15,6 +16,7 @@ USAGE = """usage: python -m arena_rl tournament [hydra overrides ...]
   serve   serve the live Arena API from the simulator (conf/serve.yaml; e.g. variants=2
           time.mode=manual port=0); strategy tokens land in <manifest_dir>/<variant>.json
   admin   control a running server: see `python -m arena_rl admin --help`
+  live replay  replay a finished tournament's event log into the live page (docs/live.md)
 """
 
 
@@ -35,5 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from arena_rl.server.cli import admin
 
         return admin(args[1:])
+    if args[:2] == ["live", "replay"]:
+        from arena_rl.live.replay import main as replay
+
+        return replay(args[2:])
     print(USAGE, file=sys.stderr)
     return 0 if args[:1] in (["-h"], ["--help"]) else 2

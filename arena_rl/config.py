@@ -89,6 +89,16 @@ class EventLogConf:
 
 
 @dataclass
+class LivePageConf:
+    host: str = "127.0.0.1"
+    """Where the live page listens: this machine only, unless told otherwise."""
+    port: int = 8765
+    """0: any free port (the URL is printed either way)."""
+    linger_s: float = 0.0
+    """Keep serving the page this long after the run ends, so a browser can catch up."""
+
+
+@dataclass
 class RootConf:
     seed: int = 0
     """Root seed: every tournament, population and agent stream is spawned from it."""
@@ -98,6 +108,9 @@ class RootConf:
     eventlog: EventLogConf = field(default_factory=EventLogConf)
     progress: bool = True
     """A progress bar on the driver."""
+    live: bool = False
+    """Watch the run in a browser: the live page's URL is printed at the start (docs/live.md)."""
+    live_page: LivePageConf = field(default_factory=LivePageConf)
     population: Any = None
     scenario: Any = None
     agents: Any = None
@@ -184,6 +197,8 @@ class Settings:
     """Seconds spent getting it."""
     process_views: bool = False
     """Draw each tournament's process views from its event log."""
+    live: LivePageConf | None = None
+    """Where to serve the live page; None: no page."""
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -362,6 +377,7 @@ def settings_from(cfg: DictConfig) -> Settings:
         )
     if eventlog["process_views"] and not eventlog["enabled"]:
         raise ConfigError("eventlog.process_views=true needs the event log (eventlog.enabled)")
+    live = _live_page(resolved["live"], resolved["live_page"])
     tracking = resolved["tracking"]
     if tracking["enabled"]:
         _check_tracking_uri(tracking["uri"])
@@ -433,4 +449,22 @@ def settings_from(cfg: DictConfig) -> Settings:
         truth_cached=cached,
         truth_s=truth_s,
         process_views=eventlog["process_views"],
+        live=live,
     )
+
+
+def _live_page(live: object, page: dict[str, Any]) -> LivePageConf | None:
+    """``live`` and ``live_page.*``, checked (the port's being free is checked when the page
+    starts: taken, the run goes on without it)."""
+    if not isinstance(live, bool):
+        raise ConfigError(f"live must be true or false, got {live!r}")
+    port, linger = page["port"], page["linger_s"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(
+            f"live_page.port must be a port number 0-65535 (0: any free), got {port!r}"
+        )
+    if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
+        raise ConfigError(f"live_page.linger_s must be seconds >= 0, got {linger!r}")
+    if not isinstance(page["host"], str) or not page["host"]:
+        raise ConfigError(f"live_page.host must be a host name or address, got {page['host']!r}")
+    return LivePageConf(page["host"], port, float(linger)) if live else None

@@ -44,6 +44,17 @@ class DayClosed:
     signals: tuple[Signals, ...]
     """Each arm's signals at the end of the day, as an agent sees them."""
 
+    def arm_summary(self, i: int) -> dict[str, object]:
+        """Arm ``i``'s day as plain JSON values: enrolled and active users, each metric's
+        value at day's end and the economy in force (what the event log keeps of the day and
+        the live page draws)."""
+        return {
+            "enrolled": int(self.enrolled[i]),
+            "active": int(self.active[i]),
+            "metrics": {n: float(m.value) for n, m in self.signals[i].metrics.items()},
+            "economy": {k: float(v) for k, v in self.economies[i].items()},
+        }
+
 
 @dataclass(frozen=True)
 class UpdateResolved:

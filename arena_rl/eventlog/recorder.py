@@ -28,6 +28,7 @@ from arena_rl.core.events import (
     UserDay,
     UserEventType,
 )
+from arena_rl.core.guardrails import AuditEntry
 from arena_rl.eventlog import schema as s
 
 ObjectKey = tuple[str, str | None, object]
@@ -47,6 +48,20 @@ def check_user_sample(users: object) -> int | str:
             f"got {users!r}"
         )
     return users
+
+
+OUTCOMES = {s.UPDATE_APPLIED: "applied", s.UPDATE_CLAMPED: "clamped", s.UPDATE_REJECTED: "rejected"}
+"""An answered update's event type -> its outcome, in a word."""
+
+
+def update_outcome(entry: AuditEntry) -> tuple[str, str | None, str | None]:
+    """How the log records the guardrails' answer to an update: its event type, rejection
+    code and detail (the clamp's changes as JSON where it clamped)."""
+    if not (entry.accepted and entry.applied is not None):
+        return s.UPDATE_REJECTED, entry.rejection_code, entry.detail
+    if entry.clamped_deltas:
+        return s.UPDATE_CLAMPED, None, json_text(entry.clamped_deltas)
+    return s.UPDATE_APPLIED, None, entry.detail
 
 
 @dataclass
@@ -155,7 +170,7 @@ class EventLogRecorder:
             ]
         seen = self._version(e.arm, e.config, e.day)
         action = None if e.action is None else dict(e.action.overrides)
-        asked = _json(action)
+        asked = json_text(action)
         links = [(agent, "decided by"), ((s.ARM, e.arm, None), "for"), (seen, "seen")]
         self._add(s.DECISION_MADE, e.day, e.arm, links, e.probability, detail=asked)
         row: dict[str, Any] = {
@@ -204,21 +219,19 @@ class EventLogRecorder:
         links = [on_arm]
         if arm in self._agents:
             links.append(((s.AGENT, arm, None), "requested by"))
-        self._add(s.UPDATE_REQUESTED, day, arm, links, detail=_json(requested))
-        if entry.accepted and entry.applied is not None:
+        self._add(s.UPDATE_REQUESTED, day, arm, links, detail=json_text(requested))
+        kind, code, detail = update_outcome(entry)
+        if kind != s.UPDATE_REJECTED:
+            assert entry.applied is not None
             before = self._current(arm)
             made = self._version(arm, entry.applied, day)
             links = [on_arm, (made, "creates")]
             if before is not None and before != made:
                 links.append((before, "replaces"))
-            kind = s.UPDATE_CLAMPED if entry.clamped_deltas else s.UPDATE_APPLIED
-            detail = _json(entry.clamped_deltas) if entry.clamped_deltas else entry.detail
             self._add(kind, day, arm, links, detail=detail)
-            outcome, code = ("clamped" if entry.clamped_deltas else "applied"), None
         else:
-            self._add(s.UPDATE_REJECTED, day, arm, [on_arm], code=entry.rejection_code,
-                      detail=entry.detail)  # fmt: skip
-            outcome, code = "rejected", entry.rejection_code
+            self._add(kind, day, arm, [on_arm], code=code, detail=detail)
+        outcome = OUTCOMES[kind]
         decision = self._open.pop(arm, None)
         if decision is not None:
             decision.row.update(outcome=outcome, rejection_code=code, decision_id=entry.decision_id)
@@ -238,7 +251,10 @@ class EventLogRecorder:
     def _close(self, e: DayClosed) -> None:
         for i, arm in enumerate(e.arms):
             self._arm(arm)
-            self._version(arm, e.economies[i], e.day)
+            version = self._version(arm, e.economies[i], e.day)
+            links = [((s.ARM, arm, None), "of"), (version, "in force")]
+            summary = json_text(e.arm_summary(i))
+            self._add(s.DAY_CLOSED, e.day, arm, links, float(e.value[i]), detail=summary)
             last = self._last.get(arm)
             if last is not None:
                 last.reward += float(e.value[i])
@@ -284,7 +300,7 @@ class EventLogRecorder:
             return (s.ECONOMY, arm, len(versions) - 1)
         key: ObjectKey = (s.ECONOMY, arm, len(versions))
         versions.append(dict(economy))
-        self._objects[key] = (day, _json(dict(economy)))
+        self._objects[key] = (day, json_text(dict(economy)))
         self._o2o.append((key, (s.ARM, arm, None), "economy of"))
         if len(versions) > 1:
             self._o2o.append((key, (s.ECONOMY, arm, len(versions) - 2), "revises"))
@@ -488,5 +504,6 @@ _ENCODER = json.JSONEncoder(sort_keys=True, default=str, allow_nan=True)
 """One encoder for every detail (``json.dumps`` with options builds one per call)."""
 
 
-def _json(value: object) -> str:
+def json_text(value: object) -> str:
+    """How the log writes a detail (an action, an economy, a day's summary) as JSON text."""
     return _ENCODER.encode(value)

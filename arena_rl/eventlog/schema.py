@@ -37,6 +37,10 @@ UPDATE_CLAMPED = "update clamped"
 UPDATE_REJECTED = "update rejected"
 BREAKER_TRIPPED = "circuit breaker tripped"
 BREAKER_RECOVERED = "circuit breaker recovered"
+DAY_CLOSED = "day closed"
+"""One per arm and day, after the day's decisions: ``value`` is the objective earned that day
+per enrolled user, ``detail`` JSON of enrolled and active users, each metric at day's end and
+the economy in force (:meth:`DayClosed.arm_summary`)."""
 AGENT_EVENTS = (
     DECISION_MADE,
     UPDATE_REQUESTED,
@@ -45,6 +49,7 @@ AGENT_EVENTS = (
     UPDATE_REJECTED,
     BREAKER_TRIPPED,
     BREAKER_RECOVERED,
+    DAY_CLOSED,
 )
 
 TEXT = pa.dictionary(pa.int32(), pa.string())

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arena_rl.core.guardrails import ExperimentStatus
+from arena_rl.live.page import mount
 from arena_rl.server.boundary import BoundaryMiddleware
 from arena_rl.server.runtime import ArenaRuntime
 from arena_rl.server.state import NotRunningError
@@ -133,6 +134,7 @@ def create_app(runtime: ArenaRuntime) -> FastAPI:
     )
     exp = runtime.experiment
     _install_error_handlers(app)
+    mount(app, runtime.live)  # the live page, /live/
 
     async def strategy(credentials: Credentials) -> TokenClaims:
         if credentials is None or not credentials.credentials:

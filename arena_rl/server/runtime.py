@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from arena_rl.live.feed import LiveFeed
+from arena_rl.live.hub import Hub
+from arena_rl.live.messages import run_message
 from arena_rl.server.clock import SimClock
 from arena_rl.server.settings import ServeSettings
 from arena_rl.server.state import ServedExperiment, Variant
@@ -74,6 +77,26 @@ class ArenaRuntime:
             on_complete=self._completed if s.tracking_enabled and s.tracking_on_complete else None,
         )
         self.variant_tokens = {v.variant_id: self.tokens.issue(v.variant_id) for v in variants}
+        self.live = Hub()
+        """The live page's messages (``/live/``): the experiment's days and guardrail answers."""
+        self.live.publish(
+            [
+                run_message(
+                    "served",
+                    s.experiment_name,
+                    list(s.variants),
+                    list(names),
+                    s.scenario.metrics,
+                    s.scenario.knobs.keys,
+                    1,
+                    s.days,
+                )
+            ]
+        )
+        shown = {v.variant_id: v.name for v in variants}
+        self.experiment.core.events.subscribe(
+            LiveFeed(self.live.publish, 0, every_s=0, names=shown)
+        )
         self.api_url = ""
         self.last_run_id: str | None = None
         self._log_lock = threading.Lock()
@@ -117,6 +140,7 @@ class ArenaRuntime:
         return self.tokens.start_id
 
     def stop(self) -> None:
+        self.live.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)

@@ -11,11 +11,13 @@ one child run per agent (``mlflow ui`` from the project directory shows them).
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -25,7 +27,11 @@ import arena_rl
 from arena_rl.config import ConfigError, Settings, build_agent, settings_from
 from arena_rl.scenarios.specs import CONF_DIR
 from arena_rl.tournament import ratings, runner
-from arena_rl.tournament.play import TournamentSpec
+from arena_rl.tournament.live_report import LiveReport
+from arena_rl.tournament.play import CONTROL_ARM, TournamentSpec
+
+if TYPE_CHECKING:
+    from arena_rl.live.page import LivePage
 
 
 class Split:
@@ -60,6 +66,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     except runner.StaleResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    page, live = open_live_page(settings, run_name(settings, out_dir))
     if not in_process:
         runner.connect(settings.address, settings.num_workers)
         split.lap("Ray start")
@@ -71,6 +78,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
         num_workers=settings.num_workers,
         max_retries=settings.max_retries,
         progress=settings.progress,
+        live=live,
     )
     split.phases["workers' start"] = outcome.startup_s
     split.lap("playing")
@@ -94,6 +102,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     if settings.process_views and outcome.results:
         draw_process_views(out_dir, [r.index for r in outcome.results], settings.specs[0])
         split.lap("process views")
+    mlflow_run = None
     if settings.tracking_enabled:
         from arena_rl.tournament import tracking  # MLflow and matplotlib: ~1.4 s of imports
 
@@ -119,7 +128,11 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
             reason=reason,
         )
         print(f"\nMLflow run {run_id} ({status}; experiment {settings.tracking_experiment!r})")
+        mlflow_run = {"run_id": run_id, "url": tracking.ui_link(settings.tracking_uri, run_id)}
         split.lap("MLflow")
+    if live is not None and page is not None:
+        live.end(status, mlflow_run)
+        close_live_page(page, settings)
     if not in_process:
         runner.disconnect()
         split.lap("Ray shutdown")
@@ -127,6 +140,57 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     if not outcome.results:
         return 1
     return 130 if outcome.interrupted else (2 if outcome.failed else 0)
+
+
+def open_live_page(settings: Settings, title: str) -> tuple[LivePage | None, LiveReport | None]:
+    """Start the live page (``live=true``) and announce the run on it; a port in use is said
+    plainly and the run goes on without the page."""
+    if settings.live is None:
+        return None, None
+    from arena_rl.live.hub import Hub
+    from arena_rl.live.messages import run_message
+    from arena_rl.live.page import PortInUseError, start_page
+
+    hub = Hub()
+    try:
+        page = start_page(hub, settings.live.host, settings.live.port)
+    except PortInUseError as exc:
+        print(
+            f"warning: {exc}; the run goes on without it (live_page.port=0 takes any free port)",
+            file=sys.stderr,
+        )
+        return None, None
+    spec, agents = settings.specs[0], list(settings.agents)
+    scenario = spec.scenario
+    hub.publish(
+        [
+            run_message(
+                "tournament",
+                title,
+                agents,
+                [CONTROL_ARM, *agents],
+                scenario.metrics,
+                scenario.knobs.keys,
+                len(settings.specs),
+                spec.days,
+            )
+        ]
+    )
+    print(f"live page: {page.url}", flush=True)
+    return page, LiveReport(hub, len(settings.specs), settings.seed)
+
+
+def close_live_page(page: LivePage, settings: Settings) -> None:
+    """Keep the page up ``live_page.linger_s`` seconds (Ctrl-C ends that early), then stop."""
+    assert settings.live is not None
+    if settings.live.linger_s > 0:
+        print(
+            f"live page: still at {page.url} for {settings.live.linger_s:g} s (Ctrl-C ends it)",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            time.sleep(settings.live.linger_s)
+    page.stop()
 
 
 def draw_process_views(out_dir: Path, indices: list[int], spec: TournamentSpec) -> None:

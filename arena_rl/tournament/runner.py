@@ -40,6 +40,9 @@ from tqdm import tqdm
 from arena_rl.agent import Agent
 from arena_rl.core.disk_cache import digest
 from arena_rl.eventlog.files import to_parquet, write_log
+from arena_rl.live.feed import LiveFeed, Send
+from arena_rl.live.relay import Pump, Relay
+from arena_rl.tournament.live_report import LiveReport
 from arena_rl.tournament.play import (
     AgentFactory,
     TournamentResult,
@@ -178,16 +181,21 @@ class Played:
     which mostly waits on the workers, encodes it as Parquet when it stores it."""
 
 
-def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True) -> Played:
+def play_one(
+    spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = True, send: Send | None = None
+) -> Played:
     """Play ``spec``; an exception becomes a failure carrying its traceback (it would fail
-    again on retry: tournaments are deterministic)."""
+    again on retry: tournaments are deterministic). ``send``: where its live messages go
+    (None: no live page)."""
     started = time.perf_counter()
     recorder = recorder_for(spec)
+    feed = None if send is None else LiveFeed(send, spec.index)
     try:
-        result = play_tournament(
-            spec, build, with_regret=with_regret, subscribers=[recorder] if recorder else []
-        )
+        subscribers = [x for x in (recorder, feed) if x is not None]
+        result = play_tournament(spec, build, with_regret=with_regret, subscribers=subscribers)
         eventlog = None if recorder is None else recorder.tables()
+        if feed is not None:
+            feed.flush()
     except Exception:
         return Played(spec.index, None, traceback.format_exc(), time.perf_counter() - started)
     return Played(spec.index, result.to_json(), None, time.perf_counter() - started, eventlog)
@@ -197,16 +205,28 @@ def play_one(spec: TournamentSpec, build: AgentFactory, *, with_regret: bool = T
 class TournamentWorker:
     """A Ray actor that plays whole tournaments, keeping built agents between them."""
 
-    def __init__(self, build: AgentFactory, with_regret: bool = True) -> None:
+    def __init__(self, build: AgentFactory, with_regret: bool = True, relay: Any = None) -> None:
         self._build = CachedBuilder(build)
         self._with_regret = with_regret
+        self._relay = relay
+        """Where live messages go (a :class:`~arena_rl.live.relay.Relay`), or None."""
 
     def ready(self) -> bool:
         """Returns once the actor is constructed: surfaces a factory that cannot unpickle."""
         return True
 
     def play(self, spec: TournamentSpec) -> Played:
-        return play_one(spec, self._build, with_regret=self._with_regret)
+        if self._relay is None:
+            return play_one(spec, self._build, with_regret=self._with_regret)
+        pushed: list[Any] = []
+        played = play_one(
+            spec,
+            self._build,
+            with_regret=self._with_regret,
+            send=lambda batch: pushed.append(self._relay.push.remote(batch)),
+        )
+        ray.get(pushed)  # the live messages are with the relay before the result is
+        return played
 
 
 @dataclass(frozen=True)
@@ -331,6 +351,7 @@ def run_tournaments(
     progress: bool = True,
     in_process: bool = False,
     with_regret: bool = True,
+    live: LiveReport | None = None,
 ) -> RunOutcome:
     """Play every spec not yet stored in ``out_dir``, at most ``num_workers`` at a time.
 
@@ -345,6 +366,9 @@ def run_tournaments(
         in_process: play here, one after another, without Ray (debugging, determinism checks).
         with_regret: compute regret vs the ground-truth plan (a one-off search of a few
             seconds per worker process and population).
+        live: the live page's report: the tournaments' messages go to its hub (through a
+            relay actor on Ray), and it hears of each finished tournament. It never changes
+            a result.
 
     Returns:
         The outcome. Ctrl-C does not raise: in-flight work is cancelled and the outcome says
@@ -367,10 +391,18 @@ def run_tournaments(
         unit="tournament",
         disable=not (progress and sys.stderr.isatty()),
     )
+    pump = None
+    if live is not None:
+        live.resumed(done.values())
     if in_process:
-        attempts = _play_in_process(pending, build, with_regret)
+        send = None if live is None else live.hub.publish
+        attempts = _play_in_process(pending, build, with_regret, send)
     else:
-        attempts = _play_on_ray(pending, build, num_workers, max_retries, with_regret, log)
+        relay = None
+        if live is not None and pending:
+            relay = Relay.remote()  # type: ignore[attr-defined]
+            pump = Pump(relay, live.hub)
+        attempts = _play_on_ray(pending, build, num_workers, max_retries, with_regret, log, relay)
     try:
         with contextlib.closing(attempts):  # closing kills the actors
             for played in attempts:  # the next one is scheduled only after this body ran
@@ -379,6 +411,9 @@ def run_tournaments(
                     finished[played.index] = played.text  # parsed later, off the critical path
                 else:
                     failed[played.index] = played.error or "unknown failure"
+                if live is not None:
+                    text = played.text
+                    live.finished(None if text is None else TournamentResult.from_json(text))
                 play_s += played.seconds
                 bar.update(1)
                 if failed:
@@ -387,6 +422,8 @@ def run_tournaments(
         interrupted = True
     finally:
         bar.close()
+        if pump is not None:
+            pump.stop()
     store.write_failed(failed)
     done |= {i: TournamentResult.from_json(text) for i, text in finished.items()}
     return RunOutcome(
@@ -408,11 +445,11 @@ def _check_distinct(specs: Sequence[TournamentSpec]) -> None:
 
 
 def _play_in_process(
-    pending: Sequence[TournamentSpec], build: AgentFactory, with_regret: bool
+    pending: Sequence[TournamentSpec], build: AgentFactory, with_regret: bool, send: Send | None
 ) -> Generator[Played, None, None]:
     builder = CachedBuilder(build)
     for spec in pending:
-        yield play_one(spec, builder, with_regret=with_regret)
+        yield play_one(spec, builder, with_regret=with_regret, send=send)
 
 
 def _play_on_ray(
@@ -422,6 +459,7 @@ def _play_on_ray(
     max_retries: int,
     with_regret: bool,
     log: _WorkerLog,
+    relay: Any = None,
 ) -> Generator[Played, None, None]:
     """Yield attempts in completion order, one tournament in flight per worker.
 
@@ -436,7 +474,7 @@ def _play_on_ray(
     started = time.perf_counter()
     build_ref = ray.put(build)
     queue = deque(pending)
-    workers = [_start_worker(build_ref, with_regret) for _ in range(n_workers)]
+    workers = [_start_worker(build_ref, with_regret, relay) for _ in range(n_workers)]
     in_flight: dict[Any, tuple[Any, TournamentSpec]] = {}
     deaths: Counter[int] = Counter()
     try:
@@ -465,7 +503,7 @@ def _play_on_ray(
                 yield played
             if queue:
                 if worker is None:
-                    worker = _start_worker(build_ref, with_regret)
+                    worker = _start_worker(build_ref, with_regret, relay)
                     workers.append(worker)
                 spec = queue.popleft()
                 in_flight[worker.play.remote(spec)] = (worker, spec)
@@ -485,9 +523,9 @@ def _check_capacity(n_workers: int) -> None:
         )
 
 
-def _start_worker(build_ref: Any, with_regret: bool) -> Any:
+def _start_worker(build_ref: Any, with_regret: bool, relay: Any) -> Any:
     # ray.remote's class decorator is not visible to mypy: .remote is added at run time
-    return TournamentWorker.remote(build_ref, with_regret)  # type: ignore[attr-defined]
+    return TournamentWorker.remote(build_ref, with_regret, relay)  # type: ignore[attr-defined]
 
 
 def _wait_ready(workers: Sequence[Any]) -> None:

@@ -101,6 +101,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+MLFLOW_UI = "http://127.0.0.1:5000"
+"""Where ``mlflow ui`` serves by default."""
+
+
+def ui_link(tracking_uri: str | None, run_id: str) -> str:
+    """The run's page in the MLflow UI, as ``mlflow ui`` serves it by default."""
+    client = MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def log_tournament_run(
     *,
     tracking_uri: str | None,
