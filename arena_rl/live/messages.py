@@ -10,7 +10,7 @@ page draws them alike. A message is a flat JSON object with a ``type``:
 - ``decision``: an agent decided: ``agent``, ``action`` (the knobs it asked for, or null for a
   hold), ``reasoning`` (its words; an LLM's rationale), ``probability``.
 - ``guardrail``: the guardrails' answer to an update: ``outcome`` (applied, clamped, rejected),
-  ``code`` (the rejection code), ``detail``.
+  ``code`` (the rejection code), ``detail``, and the ``reasoning`` that came with the update.
 - ``breaker``: a circuit breaker ``tripped`` or ``recovered`` (``state``), with ``detail``.
 - ``tournament``: one finished: ``lift``, ``regret``, ``usage`` (e.g. an LLM's calls and tokens).
 - ``progress``: ``done`` of ``total`` tournaments, ``failed``, ``elapsed_s``, ``eta_s``.
@@ -120,8 +120,8 @@ def from_events(
             )
         elif isinstance(e, UpdateResolved):
             kind, code, detail = update_outcome(e.entry)
-            arm = names.get(e.arm, e.arm)
-            out.append(_guardrail(tournament, int(e.entry.sim_day), arm, kind, code, detail))
+            arm, day = names.get(e.arm, e.arm), int(e.entry.sim_day)
+            out.append(_guardrail(tournament, day, arm, kind, code, detail, e.entry.reasoning))
         elif isinstance(e, BreakerTripped | BreakerRecovered):
             kind = s.BREAKER_TRIPPED if isinstance(e, BreakerTripped) else s.BREAKER_RECOVERED
             arm = names.get(e.arm, e.arm)
@@ -145,6 +145,7 @@ def from_log(tables: Mapping[str, pa.Table]) -> Iterator[Message]:
     agent_level = pc.is_in(events["ocel_type"].cast(pa.string()), pa.array(s.AGENT_EVENTS))
     rows = events.filter(agent_level).sort_by("ocel_id").to_pylist()
     next_decision = iter(decisions)
+    reasoning = ""
     for row in rows:
         kind, day, arm = row["ocel_type"], int(row["day"]), row["arm"]
         if kind == s.DECISION_MADE:
@@ -153,8 +154,10 @@ def from_log(tables: Mapping[str, pa.Table]) -> Iterator[Message]:
             yield _decision(
                 tournament, day, arm, d["agent"], action, d["reasoning"] or "", d["probability"]
             )
+        elif kind == s.UPDATE_REQUESTED:  # its answer comes next
+            reasoning = json.loads(row["detail"])["reasoning"]
         elif kind in OUTCOMES:
-            yield _guardrail(tournament, day, arm, kind, row["code"], row["detail"])
+            yield _guardrail(tournament, day, arm, kind, row["code"], row["detail"], reasoning)
         elif kind in (s.BREAKER_TRIPPED, s.BREAKER_RECOVERED):
             yield _breaker(tournament, day, arm, kind, row["detail"])
         elif kind == s.DAY_CLOSED:
@@ -187,7 +190,13 @@ def _decision(
 
 
 def _guardrail(
-    tournament: int, day: int, arm: str, kind: str, code: str | None, detail: str | None
+    tournament: int,
+    day: int,
+    arm: str,
+    kind: str,
+    code: str | None,
+    detail: str | None,
+    reasoning: str,
 ) -> Message:
     return {
         "type": "guardrail",
@@ -197,6 +206,7 @@ def _guardrail(
         "outcome": OUTCOMES[kind],
         "code": code,
         "detail": detail,
+        "reasoning": reasoning,
     }
 
 

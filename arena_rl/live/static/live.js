@@ -488,6 +488,8 @@
   function onGuardrail(m) {
     if (m.outcome in S.counts) S.counts[m.outcome]++;
     pushGuard(m);
+    // the served experiment sees no decisions, only updates: their reasoning is the agent's
+    if (S.run && S.run.source === "served") onDecision({ ...m, agent: m.arm });
   }
 
   function onBreaker(m) {
@@ -608,7 +610,7 @@
     const w = where(m);
     w.classList.add("r-where");
     meta.append(w);
-    meta.append(el("span", "action", actionText(m.action)));
+    meta.append(el("span", "action", m.outcome ? outcomeText(m) : actionText(m.action)));
     const count = el("span", "repeat", stat.count > 1 ? `×${stat.count}` : "");
     count.title = "How many times this agent gave this reason";
     meta.append(count);
@@ -618,6 +620,10 @@
     const f = $("reason-filter").value;
     if (f && f !== m.agent) item.hidden = true;
     return item;
+  }
+
+  function outcomeText(m) {  // an update's reasoning (the served experiment): what became of it
+    return m.code ? `${m.outcome} ${m.code}` : String(m.outcome);
   }
 
   function actionText(action) {
@@ -737,13 +743,15 @@
     // without progress messages (a replay), a tournament is done once it reached the horizon
     const done = S.progress && Number.isFinite(Number(S.progress.done)) ? Number(S.progress.done)
       : Math.max(S.finished.size, S.daysComplete);
-    $("progress").textContent = `${done} / ${total}`;
+    const served = S.run && S.run.source === "served";
+    $("progress").textContent = served ? "1 experiment" : `${done} / ${total}`;
     const failed = S.progress ? Number(S.progress.failed) || 0 : 0;
     const f = $("failed");
     f.hidden = failed <= 0;
     f.textContent = failed > 0 ? `${failed} failed` : "";
-    const daysTotal = total * S.days;
-    $("days-done").textContent = `${S.daysDone} / ${daysTotal}`;
+    const daysTotal = S.run && S.run.days ? total * S.days : 0;
+    // a served experiment has no horizon: it has run so many days so far
+    $("days-done").textContent = daysTotal ? `${S.daysDone} / ${daysTotal}` : String(S.daysDone);
     $("days-bar").style.width = `${daysTotal ? Math.min(100, (100 * S.daysDone) / daysTotal) : 0}%`;
     let eta = "—";
     if (S.ended) eta = "done";
