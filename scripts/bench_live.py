@@ -38,6 +38,21 @@ CHROMIUM_ARGS = [
 ]
 
 
+def chromium_cpu_s() -> float:
+    """CPU seconds used so far by every Chromium process on this machine (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if "chrom" not in Path(f"/proc/{pid}/comm").read_text():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tournaments", type=int, default=16)
@@ -50,6 +65,7 @@ def main() -> None:
     ray.init(address="local", num_cpus=max(args.workers, 1), include_dashboard=False)
     from playwright.sync_api import sync_playwright
 
+    browser_cpu: list[float] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
@@ -63,17 +79,20 @@ def main() -> None:
                 if mode == "browser":
                     tab = browser.new_page(viewport={"width": 1600, "height": 1000})
                     tab.goto(page.url)
+            page_cpu = chromium_cpu_s()
             started = time.perf_counter()
             runner.run_tournaments(
                 settings.specs, out, build_agent, num_workers=args.workers, progress=False,
                 live=report,
             )  # fmt: skip
             took = time.perf_counter() - started
+            if mode == "browser":
+                browser_cpu.append(chromium_cpu_s() - page_cpu)
             if report is not None and page is not None:
                 report.end("FINISHED", None)
                 if tab is not None:
                     tab.wait_for_function(
-                        "window.arenaLive && window.arenaLive.ended", timeout=60_000
+                        "() => window.arenaLive && window.arenaLive.ended", timeout=60_000
                     )
                     tab.close()
                 page.stop()
@@ -84,6 +103,7 @@ def main() -> None:
         }
         timed("off")  # warm: workers' imports, the ground-truth cache
         times: dict[str, list[float]] = {m: [] for m in modes}
+        browser_cpu.clear()
         for r in range(args.repeats):
             order = list(modes)[r % 3 :] + list(modes)[: r % 3]
             for mode in order:
@@ -100,6 +120,9 @@ def main() -> None:
         median = statistics.median(values)
         runs = ", ".join(f"{v:.2f}" for v in values)
         print(f"{labels[mode]:>28}: {median:6.2f} s median ({runs})  {median / base - 1:+6.1%}")
+    cpu = statistics.median(browser_cpu)
+    print(f"Chromium's CPU while watching: {cpu:.2f} s median per run, "
+          f"{cpu / statistics.median(times['browser']):.1%} of one core")  # fmt: skip
 
 
 if __name__ == "__main__":

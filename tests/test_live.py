@@ -25,6 +25,7 @@ from arena_rl.eventlog.files import read_log, to_parquet, write_log
 from arena_rl.live.feed import LiveFeed
 from arena_rl.live.hub import Hub
 from arena_rl.live.messages import IN_THE_LOG, encode
+from arena_rl.live.outbox import Outbox
 from arena_rl.live.page import PortInUseError, app_for, start_page
 from arena_rl.live.replay import LogError, load, replay_messages
 from arena_rl.net import bind
@@ -164,13 +165,18 @@ def test_each_reader_keeps_its_own_place_and_is_told_what_it_missed() -> None:
 # ---- the page server ------------------------------------------------------------------------
 
 
-def events_of(text: str) -> list[tuple[str | None, dict[str, object]]]:
+def events_of(text: str) -> list[tuple[str | None, list[dict[str, object]]]]:
+    """The stream's events: each one's id and its messages (an event is a JSON array)."""
     out = []
     for block in text.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         if "data" in fields:
             out.append((fields.get("id"), json.loads(fields["data"])))
     return out
+
+
+def messages_of(text: str) -> list[dict[str, object]]:
+    return [m for _, batch in events_of(text) for m in batch]
 
 
 @pytest.fixture
@@ -183,15 +189,23 @@ def closed_hub() -> Hub:
     return hub
 
 
-def test_the_stream_sends_every_message_with_its_number(closed_hub: Hub) -> None:
+def test_the_stream_sends_every_message_a_day_at_a_time(closed_hub: Hub) -> None:
     with TestClient(app_for(closed_hub)) as client:
-        sent = events_of(client.get("/stream", params={"speed": 1000}).text)
-        assert [i for i, _ in sent] == [str(k) for k in range(8)]
-        assert sent[-1][1]["type"] == "end"
-        resumed = events_of(
-            client.get("/stream", params={"speed": 1000}, headers={"Last-Event-ID": "5"}).text
-        )
-        assert [i for i, _ in resumed] == ["6", "7"]
+        text = client.get("/stream", params={"speed": 1000}).text
+        sent = [json.loads(line) for line in closed_hub.lines()]
+        assert messages_of(text) == sent
+        # a replay is paced by days: the run message, then each day's two arms (the end with
+        # the last); an event's id is its last message's number
+        assert [(i, len(batch)) for i, batch in events_of(text)] == [
+            ("0", 1),
+            ("2", 2),
+            ("4", 2),
+            ("7", 3),
+        ]
+        resumed = client.get("/stream", params={"speed": 1000}, headers={"Last-Event-ID": "5"})
+        assert messages_of(resumed.text) == sent[6:]
+        later = client.get("/stream", params={"speed": 1000, "from_day": 2}).text
+        assert messages_of(later) == sent  # the days before are sent at once, not skipped
 
 
 def test_the_page_is_read_only_and_serves_only_its_own_files(closed_hub: Hub) -> None:
@@ -227,12 +241,12 @@ def test_a_page_that_leaves_mid_stream_does_not_stop_the_stream() -> None:
     try:
         hub.publish([{"type": "progress", "done": i} for i in range(3)])
         with httpx.stream("GET", page.url + "stream", timeout=5) as response:
-            first = next(response.iter_lines())
-            assert first.startswith("id: 0") or first.startswith("data: ")
+            first = next(line for line in response.iter_lines() if line.startswith("data: "))
+            assert [m["done"] for m in json.loads(first[6:])] == [0, 1, 2]
         hub.publish([{"type": "progress", "done": 3}])
         hub.close()
         text = httpx.get(page.url + "stream", timeout=5).text
-        assert [m["done"] for _, m in events_of(text)] == [0, 1, 2, 3]
+        assert [m["done"] for m in messages_of(text)] == [0, 1, 2, 3]
     finally:
         page.stop()
 
@@ -315,8 +329,9 @@ def stream_until(url: str, wanted: int) -> Iterator[dict[str, object]]:
         seen = 0
         for line in response.iter_lines():
             if line.startswith("data: "):
-                yield json.loads(line[6:])
-                seen += 1
+                for message in json.loads(line[6:]):
+                    yield message
+                    seen += 1
                 if seen >= wanted:
                     return
 
@@ -335,3 +350,13 @@ def test_the_served_experiment_offers_the_page() -> None:
         assert [m["day"] for m in days] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
         # the page left mid-stream: the experiment is still served
         assert served.advance(1)
+
+
+def test_what_an_outbox_cannot_hold_is_counted_for_the_page() -> None:
+    box = Outbox(capacity=3)
+    box.put([{"type": "progress", "done": i} for i in range(2)])
+    box.put([{"type": "progress", "done": i} for i in range(2, 5)])
+    taken = box.take()
+    assert [m.get("done") for m in taken[:3]] == [0, 1, 2]
+    assert taken[3] == {"type": "dropped", "count": 2}
+    assert box.take() == []  # counted once

@@ -1,18 +1,21 @@
-"""The live page on a real local Ray: workers' messages reach the page through the relay,
-the same as in process, and what the relay cannot hold is counted and shown."""
+"""The live page on a real local Ray: workers' messages reach the page, the same as in
+process, while the tournaments run."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 import ray
 from test_live import played_live, tournament_lines
 
+from arena_rl.config import build_agent, compose_config, settings_from
 from arena_rl.live.hub import Hub
-from arena_rl.live.relay import Pump, Relay
+from arena_rl.live.messages import Message
+from arena_rl.tournament.live_report import LiveReport
+from arena_rl.tournament.runner import run_tournaments
 
 pytestmark = pytest.mark.ray
 
@@ -35,12 +38,27 @@ def test_ray_workers_send_the_in_process_messages(local_ray: None, tmp_path: Pat
     assert kinds[-1] == "end" and kinds.count("progress") == 2 and "dropped" not in kinds
 
 
-def test_what_the_relay_cannot_hold_is_counted_on_the_page(local_ray: None) -> None:
-    relay = Relay.remote(capacity=3)  # type: ignore[attr-defined]
-    ray.get(relay.push.remote([{"type": "progress", "done": i} for i in range(5)]))
-    hub = Hub()
-    pump = Pump(relay, hub, every_s=60)
-    pump.stop()  # moves what is held
-    sent = [json.loads(line) for line in hub.lines()]
-    assert [m.get("done") for m in sent[:3]] == [0, 1, 2]
-    assert sent[3] == {"type": "dropped", "count": 2}
+class Batches(Hub):
+    """A hub that remembers how its messages arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[Message]] = []
+
+    def publish(self, messages: Iterable[Message]) -> None:
+        batch = list(messages)
+        self.batches.append(batch)
+        super().publish(batch)
+
+
+def test_days_reach_the_page_while_the_tournament_plays(local_ray: None, tmp_path: Path) -> None:
+    overrides = ["+agents=[random]", "tournament.n_tournaments=1", "population.n_users=100000"]
+    settings = settings_from(compose_config(overrides))
+    hub = Batches()
+    report = LiveReport(hub, 1, settings.seed)
+    run_tournaments(settings.specs, tmp_path, build_agent, num_workers=1, progress=False,
+                    live=report)  # fmt: skip
+    with_days = [b for b in hub.batches if any(m["type"] == "day" for m in b)]
+    assert len(with_days) >= 2, "every day came with the result, none while it played"
+    days = [m["day"] for b in with_days for m in b if m["type"] == "day"]
+    assert days == sorted(days) and len(days) == 28 * 2

@@ -2,7 +2,7 @@
 
 Messages are built as each day closes (a few per arm) and sent in batches, at most every
 ``every_s`` seconds and once more when the tournament ends, so a tournament of a fraction of a
-second sends one batch: whatever carries them (a Ray actor call, a hub) is paid for rarely.
+second sends one batch: whatever carries them is paid for rarely.
 The feed is not essential: if it fails or stalls, the event stream detaches it and the
 tournament goes on, its results unchanged.
 """
@@ -16,15 +16,15 @@ from arena_rl.core.events import DecisionMade, Event
 from arena_rl.live.messages import Message, from_events
 
 Send = Callable[[list[Message]], None]
-"""Hands a batch of messages on (to a hub in this process, or a relay on Ray)."""
+"""Hands a batch of messages on (to a hub in this process, or a Ray worker's outbox)."""
 
 
 class LiveFeed:
     """One tournament's live messages; arms are named after the agents that decide for them.
 
     Args:
-        send: where each batch goes; it must not block (a hub's ``publish``, a Ray actor's
-            ``push.remote``).
+        send: where each batch goes; it must not block (a hub's ``publish``, an outbox's
+            ``put``).
         tournament: the tournament's index.
         every_s: the longest a message waits before it is sent.
         names: arm -> the name to show, where no agent's decision names it (the served

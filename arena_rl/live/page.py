@@ -43,8 +43,9 @@ def router(hub: Hub) -> APIRouter:
     """The page's routes: ``/`` (the page), ``/static/<file>`` and ``/stream`` (SSE).
 
     ``/stream`` sends the hub's messages from the start (or after ``Last-Event-ID``, so a page
-    that reconnects goes on where it was). In a replay (``hub.paced``), messages of days before
-    ``from_day`` are sent at once, then one simulated day every ``1 / speed`` seconds.
+    that reconnects goes on where it was), as JSON arrays: all that is new at each look. In a
+    replay (``hub.paced``), messages of days before ``from_day`` are sent at once, then one
+    simulated day every ``1 / speed`` seconds.
     """
     routes = APIRouter()
     files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
@@ -69,13 +70,17 @@ def router(hub: Hub) -> APIRouter:
         shown_day = from_day - 1
         while True:
             start, batch, missed = hub.read(after)
-            if missed:
-                yield ServerSentEvent(raw_data=encode({"type": "dropped", "count": missed}))
+            lost = [encode({"type": "dropped", "count": missed})] if missed else []
+            group, first = lost, start
             for k, (day, line) in enumerate(batch):
-                if hub.paced and day > shown_day:
-                    shown_day = day
+                if hub.paced and day > shown_day:  # a replay: one day at a time
+                    if group:
+                        yield _event(group, start + k - 1)
+                    group, shown_day = [], day
                     await asyncio.sleep(1 / speed)
-                yield ServerSentEvent(raw_data=line, id=str(start + k))
+                group.append(line)
+            if group:
+                yield _event(group, first + len(batch) - 1)
             if batch:
                 after = start + len(batch) - 1
             elif hub.closed:
@@ -84,6 +89,12 @@ def router(hub: Hub) -> APIRouter:
                 await asyncio.sleep(POLL_S)
 
     return routes
+
+
+def _event(lines: list[str], last: int) -> ServerSentEvent:
+    """Messages as one event: a JSON array (one event per read, not per message, keeps a
+    browser's work per message small); ``id`` is the last one's number (-1: none yet)."""
+    return ServerSentEvent(raw_data=f"[{','.join(lines)}]", id=str(last) if last >= 0 else None)
 
 
 def app_for(hub: Hub) -> FastAPI:

@@ -28,7 +28,7 @@ import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ from arena_rl.agent import Agent
 from arena_rl.core.disk_cache import digest
 from arena_rl.eventlog.files import to_parquet, write_log
 from arena_rl.live.feed import LiveFeed, Send
-from arena_rl.live.relay import Pump, Relay
+from arena_rl.live.messages import Message
+from arena_rl.live.outbox import Outbox
 from arena_rl.tournament.live_report import LiveReport
 from arena_rl.tournament.play import (
     AgentFactory,
@@ -52,6 +53,8 @@ from arena_rl.tournament.play import (
     recorder_for,
 )
 
+LIVE_POLL_S = 0.25
+"""How often the driver takes the workers' live messages while tournaments run (live page)."""
 RESULTS_DIR = "tournaments"
 """Subdirectory of the output directory holding one JSON file per finished tournament."""
 FAILED_FILE = "failed.json"
@@ -179,6 +182,8 @@ class Played:
     eventlog: dict[str, pa.Table] | None = None
     """The tournament's event log (table name -> table), when the spec asks. The driver,
     which mostly waits on the workers, encodes it as Parquet when it stores it."""
+    live: list[Message] | None = None
+    """The tournament's last live messages, not yet taken by the driver (Ray only)."""
 
 
 def play_one(
@@ -205,28 +210,26 @@ def play_one(
 class TournamentWorker:
     """A Ray actor that plays whole tournaments, keeping built agents between them."""
 
-    def __init__(self, build: AgentFactory, with_regret: bool = True, relay: Any = None) -> None:
+    def __init__(self, build: AgentFactory, with_regret: bool = True, live: bool = False) -> None:
         self._build = CachedBuilder(build)
         self._with_regret = with_regret
-        self._relay = relay
-        """Where live messages go (a :class:`~arena_rl.live.relay.Relay`), or None."""
+        self._outbox = Outbox() if live else None
+        """The live page's messages, until the driver takes them (None: no live page)."""
 
     def ready(self) -> bool:
         """Returns once the actor is constructed: surfaces a factory that cannot unpickle."""
         return True
 
     def play(self, spec: TournamentSpec) -> Played:
-        if self._relay is None:
+        if self._outbox is None:
             return play_one(spec, self._build, with_regret=self._with_regret)
-        pushed: list[Any] = []
-        played = play_one(
-            spec,
-            self._build,
-            with_regret=self._with_regret,
-            send=lambda batch: pushed.append(self._relay.push.remote(batch)),
-        )
-        ray.get(pushed)  # the live messages are with the relay before the result is
-        return played
+        played = play_one(spec, self._build, with_regret=self._with_regret, send=self._outbox.put)
+        return replace(played, live=self._outbox.take())  # the rest travels with the result
+
+    def take_live(self) -> list[Message]:
+        """The live messages so far (called by the driver while :meth:`play` runs: a live
+        worker runs two calls at once)."""
+        return [] if self._outbox is None else self._outbox.take()
 
 
 @dataclass(frozen=True)
@@ -366,9 +369,9 @@ def run_tournaments(
         in_process: play here, one after another, without Ray (debugging, determinism checks).
         with_regret: compute regret vs the ground-truth plan (a one-off search of a few
             seconds per worker process and population).
-        live: the live page's report: the tournaments' messages go to its hub (through a
-            relay actor on Ray), and it hears of each finished tournament. It never changes
-            a result.
+        live: the live page's report: the tournaments' messages go to its hub (on Ray, the
+            driver takes them from the workers every ``LIVE_POLL_S`` and with each result),
+            and it hears of each finished tournament. It never changes a result.
 
     Returns:
         The outcome. Ctrl-C does not raise: in-flight work is cancelled and the outcome says
@@ -391,18 +394,13 @@ def run_tournaments(
         unit="tournament",
         disable=not (progress and sys.stderr.isatty()),
     )
-    pump = None
+    publish = None if live is None else live.hub.publish
     if live is not None:
         live.resumed(done.values())
     if in_process:
-        send = None if live is None else live.hub.publish
-        attempts = _play_in_process(pending, build, with_regret, send)
+        attempts = _play_in_process(pending, build, with_regret, publish)
     else:
-        relay = None
-        if live is not None and pending:
-            relay = Relay.remote()  # type: ignore[attr-defined]
-            pump = Pump(relay, live.hub)
-        attempts = _play_on_ray(pending, build, num_workers, max_retries, with_regret, log, relay)
+        attempts = _play_on_ray(pending, build, num_workers, max_retries, with_regret, log, publish)
     try:
         with contextlib.closing(attempts):  # closing kills the actors
             for played in attempts:  # the next one is scheduled only after this body ran
@@ -412,6 +410,7 @@ def run_tournaments(
                 else:
                     failed[played.index] = played.error or "unknown failure"
                 if live is not None:
+                    live.hub.publish(played.live or [])
                     text = played.text
                     live.finished(None if text is None else TournamentResult.from_json(text))
                 play_s += played.seconds
@@ -422,8 +421,6 @@ def run_tournaments(
         interrupted = True
     finally:
         bar.close()
-        if pump is not None:
-            pump.stop()
     store.write_failed(failed)
     done |= {i: TournamentResult.from_json(text) for i, text in finished.items()}
     return RunOutcome(
@@ -459,9 +456,12 @@ def _play_on_ray(
     max_retries: int,
     with_regret: bool,
     log: _WorkerLog,
-    relay: Any = None,
+    publish: Send | None = None,
 ) -> Generator[Played, None, None]:
     """Yield attempts in completion order, one tournament in flight per worker.
+
+    With ``publish`` (a live page), the workers' live messages are taken every
+    ``LIVE_POLL_S`` while tournaments run and handed to it, in the order each worker made them.
 
     A worker that dies is replaced by a fresh actor and its tournament resubmitted (counted in
     ``log.retries``) until ``max_retries`` is spent; then the tournament is yielded as failed.
@@ -474,7 +474,7 @@ def _play_on_ray(
     started = time.perf_counter()
     build_ref = ray.put(build)
     queue = deque(pending)
-    workers = [_start_worker(build_ref, with_regret, relay) for _ in range(n_workers)]
+    workers = [_start_worker(build_ref, with_regret, publish is not None) for _ in range(n_workers)]
     in_flight: dict[Any, tuple[Any, TournamentSpec]] = {}
     deaths: Counter[int] = Counter()
     try:
@@ -484,7 +484,13 @@ def _play_on_ray(
             spec = queue.popleft()
             in_flight[worker.play.remote(spec)] = (worker, spec)
         while in_flight:
-            [ref], _ = ray.wait(list(in_flight), num_returns=1)
+            wait_s = None if publish is None else LIVE_POLL_S
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=wait_s)
+            if not ready:
+                assert publish is not None
+                _take_live(workers, publish)
+                continue
+            [ref] = ready
             worker, spec = in_flight.pop(ref)
             try:
                 played: Played = ray.get(ref)
@@ -503,7 +509,7 @@ def _play_on_ray(
                 yield played
             if queue:
                 if worker is None:
-                    worker = _start_worker(build_ref, with_regret, relay)
+                    worker = _start_worker(build_ref, with_regret, publish is not None)
                     workers.append(worker)
                 spec = queue.popleft()
                 in_flight[worker.play.remote(spec)] = (worker, spec)
@@ -523,9 +529,20 @@ def _check_capacity(n_workers: int) -> None:
         )
 
 
-def _start_worker(build_ref: Any, with_regret: bool, relay: Any) -> Any:
-    # ray.remote's class decorator is not visible to mypy: .remote is added at run time
-    return TournamentWorker.remote(build_ref, with_regret, relay)  # type: ignore[attr-defined]
+def _start_worker(build_ref: Any, with_regret: bool, live: bool) -> Any:
+    # ray.remote's class decorator is not visible to mypy: .options is added at run time
+    actor = TournamentWorker.options(max_concurrency=2 if live else 1)  # type: ignore[attr-defined]
+    return actor.remote(build_ref, with_regret, live)
+
+
+def _take_live(workers: Sequence[Any], publish: Send) -> None:
+    """Hand on what every worker's outbox holds; a dead worker's loss shows when its
+    tournament's result does not come."""
+    for ref in [worker.take_live.remote() for worker in workers]:
+        try:
+            publish(ray.get(ref))
+        except RayError:
+            continue
 
 
 def _wait_ready(workers: Sequence[Any]) -> None:

@@ -1,13 +1,15 @@
 // arena_rl live view: reads the server's Server-Sent Events stream and draws it.
 //
 // Every message is aggregated into plain arrays as it arrives; charts, feeds and the header are
-// redrawn at most every 250 ms from those arrays, so thousands of messages a second cost only
-// their parsing. Message strings are only ever written with textContent / attributes, never as
+// redrawn from those arrays at most every 250 ms, and less often when a redraw is costly (the
+// page keeps its drawing to a few per cent of one core: the run it shows may share this
+// machine), so thousands of messages a second cost only their parsing. Message strings are only ever written with textContent / attributes, never as
 // HTML.
 (() => {
   "use strict";
 
   const REDRAW_MS = 250;
+  const DRAW_SHARE = 0.02;         // of the time, at most, spent redrawing (paint comes on top)
   const FEED_CAP = 200;            // entries kept in each feed's DOM
   const FEED_KEEP_NEWEST = 60;     // of which the newest, whatever their kind (older: notable first)
   const REASON_TEXT_MAX = 2000;    // characters of one rationale kept in the DOM
@@ -382,17 +384,19 @@
 
   // ---- messages -----------------------------------------------------------------------
   function onMessage(ev) {
-    let m;
-    try { m = JSON.parse(ev.data); } catch (e) { return; }
-    if (!m || typeof m !== "object") return;
-    // An event without an id field (e.g. `dropped`) carries the previous event's id, so only an
-    // id below the last one is a message this page already had.
+    // one event is a JSON array of messages: all the server had new when it looked
+    let batch;
+    try { batch = JSON.parse(ev.data); } catch (e) { return; }
+    if (!Array.isArray(batch)) batch = [batch];
+    // An event without an id field (only a `dropped` notice) carries the previous event's id,
+    // so only an id below the last one is a batch this page already had.
     const id = ev.lastEventId === "" ? NaN : Number(ev.lastEventId);
     if (Number.isFinite(id)) {
-      if (m.type !== "run" && id < lastId) return;
+      const restart = batch.length && batch[0] && batch[0].type === "run";
+      if (!restart && id < lastId) return;
       lastId = id;
     }
-    handle(m);
+    for (const m of batch) if (m && typeof m === "object") handle(m);
   }
 
   function handle(m) {
@@ -998,6 +1002,7 @@
 
   // ---- the redraw loop ----------------------------------------------------------------
   function tick() {
+    const started = performance.now();
     try {
       if (dirty.charts) { dirty.charts = false; updateCharts(); }
       if (dirty.feeds) { dirty.feeds = false; flushFeeds(); }
@@ -1006,9 +1011,12 @@
     } catch (e) {
       console.error("live view:", e);
     }
+    void document.body.offsetHeight;  // lay out now, so the time below counts it (not paint)
+    const took = performance.now() - started;
+    setTimeout(tick, Math.min(5000, Math.max(REDRAW_MS, took / DRAW_SHARE)));
   }
 
-  setInterval(tick, REDRAW_MS);
+  setTimeout(tick, REDRAW_MS);
   S = freshState(null);
   const initial = new URLSearchParams(location.search);
   if (initial.has("speed")) {
