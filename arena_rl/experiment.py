@@ -105,12 +105,15 @@ def run_experiment(
                 for name, sandbox in boxed.items():
                     variant = variant_of[name]
                     observation = core.signals_of(variant)
+                    before = sandbox.tokens()
                     update, probability = sandbox.decide(
                         observation, core.config(variant), core.day
                     )
                     actions[variant] = update
                     seconds = sandbox.seconds[-1] if sandbox.seconds else 0.0
-                    core.decided(variant, name, observation, update, probability, seconds)
+                    after = sandbox.tokens()
+                    tokens = None if before is None or after is None else after - before
+                    core.decided(variant, name, observation, update, probability, seconds, tokens)
             day = core.day
             env.step(actions)
             for name, sandbox in boxed.items():

@@ -102,6 +102,14 @@ class AgentSandbox:
             self.faults.append(f"usage is not counters: {exc}")
             return None
 
+    def tokens(self) -> float | None:
+        """Tokens the agent has used so far (its ``usage()``'s prompt and completion tokens,
+        as a language-model agent counts them), or None if it counts none."""
+        usage = self.usage()
+        if usage is None or "prompt_tokens" not in usage:
+            return None
+        return usage["prompt_tokens"] + usage.get("completion_tokens", 0.0)
+
     def notes(self) -> list[str] | None:
         """The agent's own log (``notes()``), or None if it keeps none or it fails."""
         notes = self._report("notes", list)

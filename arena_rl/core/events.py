@@ -110,6 +110,8 @@ class DecisionMade:
     seconds: float
     allowed: AllowedActions
     """What the guardrails would have accepted at that moment."""
+    tokens: float | None = None
+    """The language-model tokens the decision used (None: the agent counts none)."""
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ class ExperimentCore:
         action: ConfigUpdate | None,
         probability: float,
         seconds: float,
+        tokens: float | None = None,
     ) -> None:
         """Record an agent's decision on the event stream (the runner knows agents; the core
         does not)."""
@@ -137,7 +138,16 @@ class ExperimentCore:
             config = self.config(arm)
             allowed = self.guardrails.allowed(arm, float(self.day))
             event = DecisionMade(
-                self.day, arm, agent, observation, config, action, probability, seconds, allowed
+                self.day,
+                arm,
+                agent,
+                observation,
+                config,
+                action,
+                probability,
+                seconds,
+                allowed,
+                tokens,
             )
             self.events.publish(event)
 

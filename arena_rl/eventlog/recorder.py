@@ -183,6 +183,7 @@ class EventLogRecorder:
             "probability": e.probability,
             "allowed_refusal": e.allowed.refusal,
             "outcome": "hold",
+            "tokens": e.tokens,
         }
         obs = e.observation
         row.update(

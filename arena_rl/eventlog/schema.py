@@ -137,13 +137,14 @@ METRIC = (
 
 
 def decision_schema(knobs: Sequence[str], metrics: Sequence[str]) -> pa.Schema:
-    """:data:`DECISIONS` plus, as plain columns (features for a reward model, no JSON to
+    """:data:`DECISIONS` plus ``tokens`` (the language-model tokens the decision used; null for
+    an agent that counts none) and, as plain columns (features for a reward model, no JSON to
     parse): the observation exactly as the agent saw it (``obs.<signal>``,
     ``obs.<METRIC>.<value|std_dev|sample_size|confidence>``), its arm's economy then
     (``economy.<knob>``), what the guardrails would have let through unclamped
     (``allowed.<knob>.low``/``.high``) and the value it asked for (``action.<knob>``, null
     where it asked nothing)."""
-    fields = list(DECISIONS)
+    fields = [*DECISIONS, pa.field("tokens", pa.float64())]
     fields += [pa.field(f"obs.{name}", kind) for name, kind in SIGNALS]
     fields += [pa.field(f"obs.{m}.{name}", kind) for m in metrics for name, kind in METRIC]
     fields += [pa.field(f"economy.{k}", pa.float64()) for k in knobs]

@@ -8,7 +8,8 @@ page draws them alike. A message is a flat JSON object with a ``type``:
 - ``day``: one arm's day in one tournament: ``value`` (the objective earned that day per
   enrolled user), ``enrolled``, ``active``, ``metrics`` (each at day's end), ``economy``.
 - ``decision``: an agent decided: ``agent``, ``action`` (the knobs it asked for, or null for a
-  hold), ``reasoning`` (its words; an LLM's rationale), ``probability``.
+  hold), ``reasoning`` (its words; an LLM's rationale), ``probability``, ``tokens`` (what the
+  decision cost a language-model agent; null for others).
 - ``guardrail``: the guardrails' answer to an update: ``outcome`` (applied, clamped, rejected),
   ``code`` (the rejection code), ``detail``, and the ``reasoning`` that came with the update.
 - ``breaker``: a circuit breaker ``tripped`` or ``recovered`` (``state``), with ``detail``.
@@ -116,6 +117,7 @@ def from_events(
                     action,
                     reasoning,
                     e.probability,
+                    e.tokens,
                 )
             )
         elif isinstance(e, UpdateResolved):
@@ -151,8 +153,9 @@ def from_log(tables: Mapping[str, pa.Table]) -> Iterator[Message]:
         if kind == s.DECISION_MADE:
             d = next(next_decision)
             action = None if d["action"] is None else json.loads(d["action"])
+            reasoning, tokens = d["reasoning"] or "", d.get("tokens")
             yield _decision(
-                tournament, day, arm, d["agent"], action, d["reasoning"] or "", d["probability"]
+                tournament, day, arm, d["agent"], action, reasoning, d["probability"], tokens
             )
         elif kind == s.UPDATE_REQUESTED:  # its answer comes next
             reasoning = json.loads(row["detail"])["reasoning"]
@@ -175,7 +178,14 @@ def _tournament(tables: Mapping[str, pa.Table]) -> int:
 
 
 def _decision(
-    tournament: int, day: int, arm: str, agent: str, action: Any, reasoning: str, probability: float
+    tournament: int,
+    day: int,
+    arm: str,
+    agent: str,
+    action: Any,
+    reasoning: str,
+    probability: float,
+    tokens: float | None,
 ) -> Message:
     return {
         "type": "decision",
@@ -186,6 +196,7 @@ def _decision(
         "action": action,
         "reasoning": reasoning,
         "probability": probability,
+        "tokens": tokens,
     }
 
 

@@ -133,6 +133,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     if live is not None and page is not None:
         live.end(status, mlflow_run)
         close_live_page(page, settings)
+        split.lap("live page")
     if not in_process:
         runner.disconnect()
         split.lap("Ray shutdown")

@@ -615,6 +615,12 @@
     w.classList.add("r-where");
     meta.append(w);
     meta.append(el("span", "action", m.outcome ? outcomeText(m) : actionText(m.action)));
+    const tokens = Number(m.tokens);
+    if (m.tokens != null && Number.isFinite(tokens) && tokens > 0) {
+      const t = el("span", "tokens", `${Math.round(tokens)} tokens`);
+      t.title = "Language-model tokens this decision used (prompt + answer; 0 when cached)";
+      meta.append(t);
+    }
     const count = el("span", "repeat", stat.count > 1 ? `×${stat.count}` : "");
     count.title = "How many times this agent gave this reason";
     meta.append(count);
