@@ -199,6 +199,9 @@ def test_the_served_experiment_is_watched_and_agent_text_never_runs(
         rejected = page.locator('.feed-item[data-outcome="rejected"][data-code="INVALID_UPDATE"]')
         rejected.first.wait_for(timeout=30_000)
         assert rejected.first.get_attribute("data-arm") == "Alpha"
+        audit = served.call("GET", "/api/arena/decisions", served.token("Alpha")).json()
+        codes = [d.get("rejectionCode") for d in audit["data"]["decisions"]]
+        assert codes.count("INVALID_UPDATE") == rejected.count() == 1  # the audit log's one
         reasons = page.locator('.reason-item[data-agent="Alpha"]')
         reasons.first.wait_for(timeout=30_000)
         assert "<script>" in reasons.first.inner_text()  # shown as text ...

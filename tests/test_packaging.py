@@ -62,6 +62,12 @@ def test_plain_install_runs_from_another_folder_and_refuses_ppo(tmp_path: Path) 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "ucb" in done.stdout and "rule" in done.stdout  # the leaderboard
     assert (elsewhere / "outputs").is_dir()  # Hydra's run folder, where the user is
+    shipped = subprocess.run(
+        [str(python), "-c", "from arena_rl.live.page import STATIC; "
+         "print(' '.join(sorted(p.name for p in STATIC.iterdir())))"],
+        capture_output=True, text=True, cwd=elsewhere,
+    ).stdout.split()  # fmt: skip
+    assert {"index.html", "live.js", "uPlot.iife.min.js", "LICENSE-uPlot.txt"} <= set(shipped)
     refused = tournament("+agents=[ucb,ppo]")
     assert refused.returncode == 2
     assert "agents.ppo needs torch" in refused.stderr

@@ -98,6 +98,7 @@ def serve_forever(runtime: ArenaRuntime, host: str, port: int, log_level: str = 
         paths = runtime.write_manifests(settings.manifest_dir) if settings.manifest_dir else []
         exp = runtime.experiment
         print(f"arena_rl Arena API on {url}  experiment {exp.experiment_id} ({exp.status})")
+        print(f"live page: {url}/live/")
         print(f"start: {runtime.start_id}  time: {runtime.clock.mode}", end="")
         if runtime.clock.mode == "realtime":
             print(f", {settings.seconds_per_day:g} s per simulated day", end="")
