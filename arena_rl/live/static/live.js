@@ -804,9 +804,13 @@
   function renderLeaderboard() {
     const body = $("leaderboard").tBodies[0];
     const rows = S && S.leaderboard;
+    const anyTokens = !!S && Object.values(S.usage).some((u) => u && u.tokens);
+    $("leaderboard").classList.toggle("no-tokens", !anyTokens);  // a column only when used
     if (!rows || !rows.length) {
       const tr = el("tr", "placeholder");
-      const td = el("td", null, "no tournament results yet");
+      const replay = S && S.run && S.run.source === "replay";
+      const td = el("td", null, replay ? "an event log holds days, not results: see the lines"
+        : "no tournament results yet");
       td.colSpan = 6;
       tr.append(td);
       body.replaceChildren(tr);
