@@ -422,7 +422,8 @@ def run_tournaments(
     finally:
         bar.close()
     store.write_failed(failed)
-    done |= {i: TournamentResult.from_json(text) for i, text in finished.items()}
+    parsed = {} if live is None else live.results  # the live report parsed them already
+    done |= {i: parsed.get(i) or TournamentResult.from_json(text) for i, text in finished.items()}
     return RunOutcome(
         results=[done[i] for i in sorted(done)],
         failed=failed,
