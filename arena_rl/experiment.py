@@ -105,7 +105,7 @@ def run_experiment(
                 for name, sandbox in boxed.items():
                     variant = variant_of[name]
                     observation = core.signals_of(variant)
-                    before = sandbox.tokens()
+                    before, noted = sandbox.tokens(), len(sandbox.notes() or ())
                     update, probability = sandbox.decide(
                         observation, core.config(variant), core.day
                     )
@@ -113,7 +113,11 @@ def run_experiment(
                     seconds = sandbox.seconds[-1] if sandbox.seconds else 0.0
                     after = sandbox.tokens()
                     tokens = None if before is None or after is None else after - before
-                    core.decided(variant, name, observation, update, probability, seconds, tokens)
+                    # a hold has no update to carry its reasons: what the agent noted says them
+                    said = update.reasoning if update else " ".join((sandbox.notes() or [])[noted:])
+                    core.decided(
+                        variant, name, observation, update, probability, seconds, tokens, said
+                    )
             day = core.day
             env.step(actions)
             for name, sandbox in boxed.items():

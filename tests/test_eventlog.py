@@ -16,6 +16,7 @@ import pytest
 from agents.common import BaseAgent
 from agents.random_agent import RandomAgent
 from agents.ucb import UCB1
+from arena_rl.agent import VariantInfo
 from arena_rl.config import ConfigError, compose_config, settings_from
 from arena_rl.core.events import Event, UserDay
 from arena_rl.core.experiment import CONTROL_ARM
@@ -223,3 +224,34 @@ def test_process_views_need_the_event_log() -> None:
     overrides = ["+agents=[random]", "eventlog.process_views=true", "eventlog.enabled=false"]
     with pytest.raises(ConfigError, match=r"needs the event log"):
         settings_from(compose_config(overrides))
+
+
+class Noting(BaseAgent):
+    """Holds every other day, saying why in its notes (as the LLM agent does); moves otherwise."""
+
+    def reset(self, info: VariantInfo, rng: np.random.Generator) -> None:
+        super().reset(info, rng)
+        self.noted: list[str] = []
+
+    def notes(self) -> list[str]:
+        return list(self.noted)
+
+    def decide(self, signals: Signals, current_config: Mapping[str, float]) -> ConfigUpdate | None:
+        day = signals.experiment_days
+        if day % 2:
+            return ConfigUpdate({"scanXp": current_config["scanXp"] + 1}, f"day {day}: up")
+        self.noted.append(f"day {day}: no change: <b>steady</b>")
+        return None
+
+
+def test_a_hold_keeps_the_words_the_agent_noted_for_it() -> None:
+    tables, _, _ = record({"noting": Noting()}, users="none", days=4)
+    rows = [
+        (d["day"], d["action"] is None, d["reasoning"]) for d in tables["decisions"].to_pylist()
+    ]
+    assert rows == [
+        (0, True, "day 0: no change: <b>steady</b>"),
+        (1, False, "day 1: up"),
+        (2, True, "day 2: no change: <b>steady</b>"),
+        (3, False, "day 3: up"),
+    ]

@@ -112,6 +112,8 @@ class DecisionMade:
     """What the guardrails would have accepted at that moment."""
     tokens: float | None = None
     """The language-model tokens the decision used (None: the agent counts none)."""
+    reasoning: str = ""
+    """The agent's words for it: its update's reasoning, or, for a hold, what it noted."""
 
 
 @dataclass(frozen=True)

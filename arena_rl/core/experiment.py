@@ -131,9 +131,10 @@ class ExperimentCore:
         probability: float,
         seconds: float,
         tokens: float | None = None,
+        reasoning: str | None = None,
     ) -> None:
         """Record an agent's decision on the event stream (the runner knows agents; the core
-        does not)."""
+        does not). ``reasoning``: its words (default: its update's reasoning)."""
         if self.events.active:
             config = self.config(arm)
             allowed = self.guardrails.allowed(arm, float(self.day))
@@ -148,6 +149,7 @@ class ExperimentCore:
                 seconds,
                 allowed,
                 tokens,
+                reasoning if reasoning is not None else (action.reasoning if action else ""),
             )
             self.events.publish(event)
 

@@ -179,7 +179,7 @@ class EventLogRecorder:
             "agent": e.agent,
             "day": e.day,
             "action": None if action is None else asked,
-            "reasoning": e.action.reasoning if e.action is not None else "",
+            "reasoning": e.reasoning,
             "probability": e.probability,
             "allowed_refusal": e.allowed.refusal,
             "outcome": "hold",

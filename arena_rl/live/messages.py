@@ -107,7 +107,7 @@ def from_events(
     for e in events:
         if isinstance(e, DecisionMade):
             action = None if e.action is None else json.loads(json_text(dict(e.action.overrides)))
-            reasoning = "" if e.action is None else e.action.reasoning
+            reasoning = e.reasoning
             out.append(
                 _decision(
                     tournament,
