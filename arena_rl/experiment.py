@@ -102,22 +102,29 @@ def run_experiment(
         while env.agents:
             actions: dict[str, ConfigUpdate | None] = {}
             if core.day % env.decision_interval == 0:
+                listened = core.events.active  # what a decision cost and said: only if asked
                 for name, sandbox in boxed.items():
                     variant = variant_of[name]
                     observation = core.signals_of(variant)
-                    before, noted = sandbox.tokens(), len(sandbox.notes() or ())
+                    if listened:
+                        tokens, noted = sandbox.tokens(), len(sandbox.notes() or ())
                     update, probability = sandbox.decide(
                         observation, core.config(variant), core.day
                     )
                     actions[variant] = update
-                    seconds = sandbox.seconds[-1] if sandbox.seconds else 0.0
-                    after = sandbox.tokens()
-                    tokens = None if before is None or after is None else after - before
-                    # a hold has no update to carry its reasons: what the agent noted says them
-                    said = update.reasoning if update else " ".join((sandbox.notes() or [])[noted:])
-                    core.decided(
-                        variant, name, observation, update, probability, seconds, tokens, said
-                    )
+                    if listened:
+                        seconds = sandbox.seconds[-1] if sandbox.seconds else 0.0
+                        after = sandbox.tokens()
+                        used = None if tokens is None or after is None else after - tokens
+                        # a hold has no update to carry its reasons: the agent's notes say them
+                        said = (
+                            update.reasoning
+                            if update
+                            else " ".join((sandbox.notes() or [])[noted:])
+                        )
+                        core.decided(
+                            variant, name, observation, update, probability, seconds, used, said
+                        )
             day = core.day
             env.step(actions)
             for name, sandbox in boxed.items():

@@ -91,7 +91,7 @@ def main() -> None:
             if mode == "browser":
                 browser_cpu.append(chromium_cpu_s() - page_cpu)
             if report is not None and page is not None:
-                report.end("FINISHED", None)
+                report.end("FINISHED", None, [])
                 if tab is not None:
                     tab.wait_for_function(
                         "() => window.arenaLive && window.arenaLive.ended", timeout=60_000

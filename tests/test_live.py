@@ -29,7 +29,7 @@ from arena_rl.live.outbox import Outbox
 from arena_rl.live.page import PortInUseError, app_for, start_page
 from arena_rl.live.replay import LogError, load, replay_messages
 from arena_rl.net import bind
-from arena_rl.tournament import runner
+from arena_rl.tournament import ratings, runner
 from arena_rl.tournament.live_report import LiveReport
 from arena_rl.tournament.play import TournamentResult
 
@@ -46,7 +46,7 @@ def played_live(out: Path, **options: object) -> tuple[Hub, runner.RunOutcome]:
     outcome = runner.run_tournaments(
         settings.specs, out, build_agent, progress=False, live=report, **options
     )
-    report.end("FINISHED", None)
+    report.end("FINISHED", None, ratings.leaderboard(outcome.results, seed=settings.seed))
     return hub, outcome
 
 

@@ -84,6 +84,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     split.lap("playing")
     split.phases["playing"] -= outcome.startup_s
     status, reason = run_status(outcome, len(settings.specs))
+    standings: list[ratings.AgentStanding] = []
     if outcome.results:
         standings = ratings.leaderboard(outcome.results, seed=settings.seed)
         records = ratings.standings_records(standings)
@@ -131,7 +132,7 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
         mlflow_run = {"run_id": run_id, "url": tracking.ui_link(settings.tracking_uri, run_id)}
         split.lap("MLflow")
     if live is not None and page is not None:
-        live.end(status, mlflow_run)
+        live.end(status, mlflow_run, standings)
         close_live_page(page, settings)
         split.lap("live page")
     if not in_process:

@@ -10,17 +10,17 @@ arrives. The leaderboard is recomputed at most every ``every_s`` seconds while r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from arena_rl.live.hub import Hub
 from arena_rl.live.messages import Message
 from arena_rl.tournament import ratings
 from arena_rl.tournament.play import TournamentResult
+from arena_rl.tournament.ratings import AgentStanding
 
 LIVE_RESAMPLES = 500
-"""Bootstrap resamples of the leaderboard while the run goes on (the final one uses the
-leaderboard's own default)."""
+"""Bootstrap resamples of the leaderboard while the run goes on (the final one is the
+command's own)."""
 
 
 class LiveReport:
@@ -37,7 +37,7 @@ class LiveReport:
         """Results an earlier run stored: counted as done, ranked at once."""
         self.results |= {r.index: r for r in results}
         if self.results:
-            self.hub.publish([self._progress(), self._leaderboard(LIVE_RESAMPLES)])
+            self.hub.publish([self._progress(), self._leaderboard()])
             self._ranked_at = time.monotonic()
 
     def finished(self, result: TournamentResult | None) -> None:
@@ -58,15 +58,16 @@ class LiveReport:
             )
         messages.append(self._progress())
         if result is not None and time.monotonic() - self._ranked_at >= self.every_s:
-            messages.append(self._leaderboard(LIVE_RESAMPLES))
+            messages.append(self._leaderboard())
             self._ranked_at = time.monotonic()
         self.hub.publish(messages)
 
-    def end(self, status: str, mlflow: dict[str, str] | None) -> None:
-        """The run is over: the final leaderboard and how it ended; the stream closes."""
-        messages: list[Message] = []
-        if self.results:
-            messages.append(self._leaderboard(None))
+    def end(
+        self, status: str, mlflow: dict[str, str] | None, standings: Sequence[AgentStanding]
+    ) -> None:
+        """The run is over: the final leaderboard (the command's own ``standings``) and how it
+        ended; the stream closes."""
+        messages: list[Message] = [_rows(standings)] if standings else []
         messages.append({"type": "end", "status": status, "mlflow": mlflow})
         self.hub.publish(messages)
         self.hub.close()
@@ -85,19 +86,23 @@ class LiveReport:
             "eta_s": eta,
         }
 
-    def _leaderboard(self, resamples: int | None) -> Message:
-        options: dict[str, Any] = {} if resamples is None else {"n_resamples": resamples}
-        standings = ratings.leaderboard(list(self.results.values()), seed=self.seed, **options)
-        rows = [
-            {
-                "agent": s.name,
-                "tournaments": s.n,
-                "lift": s.lift,
-                "lift_low": s.lift_lo,
-                "lift_high": s.lift_hi,
-                "regret": s.regret,
-                "p_best": s.p_best,
-            }
-            for s in standings
-        ]
-        return {"type": "leaderboard", "rows": rows}
+    def _leaderboard(self) -> Message:
+        results = list(self.results.values())
+        return _rows(ratings.leaderboard(results, seed=self.seed, n_resamples=LIVE_RESAMPLES))
+
+
+def _rows(standings: Sequence[AgentStanding]) -> Message:
+    """A leaderboard message: what the page shows of each standing."""
+    rows = [
+        {
+            "agent": s.name,
+            "tournaments": s.n,
+            "lift": s.lift,
+            "lift_low": s.lift_lo,
+            "lift_high": s.lift_hi,
+            "regret": s.regret,
+            "p_best": s.p_best,
+        }
+        for s in standings
+    ]
+    return {"type": "leaderboard", "rows": rows}

@@ -199,26 +199,17 @@
     const h = heights();
     charts.push(makeChart($("chart-objective"), "objective", null, h.objective, false));
     charts.push(makeChart($("chart-lift"), "lift", null, h.objective, false));
-    const mBox = $("metric-charts");
-    S.metrics.forEach((m) => {
-      const fig = el("figure", "panel chart-panel");
-      const cap = el("figcaption", null, humanMetric(m));
-      cap.title = m;
+    const small = (where, cls, kind, name, label, height) => {  // a metric's or a knob's chart
+      const fig = el("figure", cls);
+      const cap = el("figcaption", null, label);
+      cap.title = name;
       const box = el("div", "chart");
       fig.append(cap, box);
-      mBox.append(fig);
-      charts.push(makeChart(box, "metric", m, h.metric, true));
-    });
-    const kBox = $("knob-charts");
-    S.knobs.forEach((k) => {
-      const fig = el("figure", "panel chart-panel knob");
-      const cap = el("figcaption", null, humanKnob(k));
-      cap.title = k;
-      const box = el("div", "chart");
-      fig.append(cap, box);
-      kBox.append(fig);
-      charts.push(makeChart(box, "knob", k, h.knob, true));
-    });
+      $(where).append(fig);
+      charts.push(makeChart(box, kind, name, height, true));
+    };
+    S.metrics.forEach((m) => small("metric-charts", "panel chart-panel", "metric", m, humanMetric(m), h.metric));
+    S.knobs.forEach((k) => small("knob-charts", "panel chart-panel knob", "knob", k, humanKnob(k), h.knob));
     // the panels' widths are known only once they are in the page
     requestAnimationFrame(resizeCharts);
   }
