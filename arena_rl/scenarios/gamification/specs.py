@@ -223,7 +223,12 @@ def population_from_dict(
 
 
 def load_population(name_or_path: str | Path = "default") -> PopulationSpec:
-    """Load a preset by name (``conf/population/<name>.yaml``) or from a YAML path."""
+    """Load a preset by name (``conf/population/<name>.yaml``), from a YAML path, or from a
+    persona file (``.json``: one segment per persona, ``docs/personas.md``)."""
+    if Path(name_or_path).suffix == ".json":
+        from arena_rl.personas.twin import load_persona_population  # personas import this module
+
+        return load_persona_population(name_or_path)
     path = preset_path(name_or_path, "population")
     spec = population_from_dict(read_yaml(path), source=str(path))
     if isinstance(spec, PopulationPrior):
