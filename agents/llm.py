@@ -58,6 +58,7 @@ from arena_rl.llm import (
     default_cache_path,
     make_backend,
 )
+from arena_rl.llm.prices import PriceTable
 
 Moves = Mapping[str, Mapping[str, Any]]
 """Move name -> ``{"what": description for the prompt, "scale": {knob: multiplier}}`` (knobs
@@ -184,7 +185,8 @@ class LLMAgent(BaseAgent):
         max_retries, backoff_s: retries of transient failures, first delay (doubling).
         timeout_s: per request to a hosted backend.
         n_ctx, n_threads, n_gpu_layers: llama.cpp settings for ``local``.
-        prices: model name -> USD per million ``prompt``/``completion`` tokens.
+        prices: a price table file (USD per million tokens by backend and model, like the
+            shipped ``conf/llm_prices.yaml``); None: the shipped one.
     """
 
     @hyperparameters
@@ -215,7 +217,7 @@ class LLMAgent(BaseAgent):
         n_ctx: Count = 2048,
         n_threads: Count | None = None,
         n_gpu_layers: Annotated[int, Field(ge=-1)] = -1,  # -1: every layer
-        prices: Mapping[str, Mapping[str, NonNegative]] | None = None,
+        prices: str | None = None,
     ) -> None:
         if answer not in FORMATS:
             raise ValueError(
@@ -241,6 +243,7 @@ class LLMAgent(BaseAgent):
         self.backoff_s, self.timeout_s = backoff_s, timeout_s
         self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
         self.prices = prices
+        self.price_table_ = PriceTable.load(prices)  # an unreadable table fails here, too
         self.client_: LLMClient | None = None
         # a bad backend setting fails here, when the config is built, not mid-tournament
         self._backend = make_backend(
@@ -281,13 +284,10 @@ class LLMAgent(BaseAgent):
         if self.client_ is None:  # once per process: check the backend, open the cache
             self._backend.check()
             cache = ResponseCache(self.cache_path or default_cache_path()) if self.cache else None
-            price = (self.prices or {}).get(self._backend.label())
-            if price is None and self.backend == "local":
-                price = {"prompt": 0.0, "completion": 0.0}  # your own machine: no bill
             self.client_ = LLMClient(
                 self._backend,
                 cache,
-                prices=price,
+                price=self.price_table_.price(self.backend, self._backend.label()),
                 max_calls_per_minute=self.max_calls_per_minute,
                 max_retries=self.max_retries,
                 backoff_s=self.backoff_s,

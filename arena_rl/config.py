@@ -30,6 +30,7 @@ from arena_rl.core.ground_truth import plan_value
 from arena_rl.core.signals import Signals
 from arena_rl.core.stats import MetricValue
 from arena_rl.eventlog.recorder import check_user_sample
+from arena_rl.personas.users import PersonaUsersConfig
 from arena_rl.scenarios import plugins, scenario_from_dict, target_of
 from arena_rl.scenarios.prior import PopulationPrior
 from arena_rl.scenarios.specs import CONF_DIR
@@ -111,6 +112,9 @@ class RootConf:
     live: bool = False
     """Watch the run in a browser: the live page's URL is printed at the start (docs/live.md)."""
     live_page: LivePageConf = field(default_factory=LivePageConf)
+    persona_users: Any = None
+    """null: none; else LLM persona users beside the population in every arm, e.g.
+    ``{file: default, per_arm: 5, llm: {budget_usd: 1.0}}`` (docs/personas.md)."""
     population: Any = None
     scenario: Any = None
     agents: Any = None
@@ -199,6 +203,8 @@ class Settings:
     """Draw each tournament's process views from its event log."""
     live: LivePageConf | None = None
     """Where to serve the live page; None: no page."""
+    personas: PersonaUsersConfig | None = None
+    """The persona users of every tournament; None: none."""
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -378,12 +384,18 @@ def settings_from(cfg: DictConfig) -> Settings:
     if eventlog["process_views"] and not eventlog["enabled"]:
         raise ConfigError("eventlog.process_views=true needs the event log (eventlog.enabled)")
     live = _live_page(resolved["live"], resolved["live_page"])
+    personas = _persona_users(resolved["persona_users"])
     tracking = resolved["tracking"]
     if tracking["enabled"]:
         _check_tracking_uri(tracking["uri"])
     scenario = scenario_from_dict(resolved["scenario"], source="scenario")
     population = scenario.population_from_dict(resolved["population"], source="population")
     days = scenario.days if t["days"] is None else _positive(t["days"], "tournament.days")
+    if personas is not None and "scanXp" not in scenario.knobs.by_name:
+        raise ConfigError(
+            f"persona_users: persona users live in the gamification app; scenario "
+            f"{scenario.name!r} has no XP economy"
+        )
     prior = population if isinstance(population, PopulationPrior) else None
     if prior is not None:  # agents are checked on the preset the prior perturbs
         population = prior.base
@@ -429,6 +441,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             decision_timeout_s=t["decision_timeout_s"],
             plan_value=truths[populations[i // len(lineups)].name],
             eventlog_users=eventlog_users,
+            persona_users=None if personas is None else personas.model_dump(mode="json"),
         )
         for i, (seq, lineup) in enumerate(
             zip(seeds, [lu for _ in range(n_tournaments) for lu in lineups], strict=True)
@@ -450,7 +463,20 @@ def settings_from(cfg: DictConfig) -> Settings:
         truth_s=truth_s,
         process_views=eventlog["process_views"],
         live=live,
+        personas=personas,
     )
+
+
+def _persona_users(data: object) -> PersonaUsersConfig | None:
+    """``persona_users``, checked: its settings, its persona file and its price table."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"persona_users must be a mapping or null, got {data!r}")
+    try:
+        return PersonaUsersConfig.parse(data)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _live_page(live: object, page: dict[str, Any]) -> LivePageConf | None:

@@ -20,6 +20,7 @@ from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.guardrails import ConfigUpdate
 from arena_rl.core.stats import Comparison
 from arena_rl.envs.parallel import ArenaParallelEnv
+from arena_rl.personas.users import PersonaUsers, PersonaUsersConfig
 from arena_rl.sandbox import AgentSandbox
 
 
@@ -48,6 +49,9 @@ class ExperimentResult:
     tail: dict[str, float] = field(default_factory=dict)
     """Per arm, the value its users create after the horizon (in ``objective``; 0 when the
     scenario's ``tail_discount`` is 0)."""
+    personas: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per arm, the persona users' totals, and their model usage under ``"usage"`` (empty
+    without persona users); never part of ``comparisons``."""
 
     def lift(self, name: str) -> float:
         """Objective of an agent's arm minus control's, on the same population sample."""
@@ -60,6 +64,7 @@ def run_experiment(
     *,
     decision_timeout_s: float | None = None,
     subscribers: Sequence[Subscriber] = (),
+    persona_users: PersonaUsersConfig | None = None,
     **env_kwargs: Any,
 ) -> ExperimentResult:
     """Run one experiment with one arm per agent, plus control.
@@ -70,6 +75,7 @@ def run_experiment(
         decision_timeout_s: a decision that takes longer is a fault; it is abandoned, not waited
             for (wall-clock, so it depends on the machine).
         subscribers: more consumers of the experiment's event stream (e.g. an event log).
+        persona_users: LLM persona users to live beside the population in every arm.
         **env_kwargs: :class:`ArenaParallelEnv` settings (population, scenario, n_users, days,
             decision_interval, guardrails).
     """
@@ -86,6 +92,10 @@ def run_experiment(
     env.reset(seed=int(env_seed.generate_state(1)[0]))
     assert env.core is not None
     core = env.core
+    personas = None
+    if persona_users is not None:
+        personas = PersonaUsers(persona_users, env.scenario, core.arms, seed)
+        core.actors = personas
     knobs = env.scenario.knobs
     boxed = {n: AgentSandbox(n, a, knobs, decision_timeout_s) for n, a in agents.items()}
     for (name, sandbox), agent_seed in zip(boxed.items(), agent_seeds, strict=True):
@@ -156,4 +166,12 @@ def run_experiment(
         usage={n: u for n, box in boxed.items() if (u := box.usage()) is not None},
         notes={n: notes for n, box in boxed.items() if (notes := box.notes()) is not None},
         tail=tail,
+        personas={} if personas is None else _persona_totals(personas, renamed),
     )
+
+
+def _persona_totals(
+    personas: PersonaUsers, renamed: Mapping[str, str]
+) -> dict[str, dict[str, float]]:
+    totals = {renamed[arm]: t for arm, t in personas.summary().items()}
+    return {**totals, "usage": personas.usage_dict()}

@@ -116,7 +116,7 @@ BAD: list[tuple[type[BaseAgent], dict[str, Any], str]] = [
     (LLMAgent, {"n_ctx": 0}, "n_ctx"),
     (LLMAgent, {"n_threads": 0}, "n_threads"),
     (LLMAgent, {"n_gpu_layers": -2}, "n_gpu_layers"),
-    (LLMAgent, {"prices": {"m": {"prompt": -1.0}}}, "prices"),
+    (LLMAgent, {"prices": 3}, "prices"),
     (LLMAgent, {"cache": "off"}, "cache"),
 ]
 

@@ -118,10 +118,11 @@ def test_local_model_answers_parse_into_valid_bounded_decisions(tmp_path: Path) 
 
 def test_rerun_is_served_from_cache_with_identical_results(tmp_path: Path) -> None:
     cache = str(tmp_path / "c.sqlite")
-    prices = {smollm2_path().name: {"prompt": 2.0, "completion": 8.0}}
+    prices = tmp_path / "prices.yaml"  # a price for the local model, to check the arithmetic
+    prices.write_text(f"local: {{{smollm2_path().name}: {{prompt: 2.0, completion: 8.0}}}}\n")
 
     def play() -> tuple[ExperimentResult, LLMAgent]:
-        agent = LLMAgent(cache_path=cache, prices=prices)
+        agent = LLMAgent(cache_path=cache, prices=str(prices))
         return run_experiment({"llm": agent}, seed=3, n_users=1500, days=9), agent
 
     first, agent = play()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,14 @@ from arena_rl.llm import BackendError, LLMClient, ResponseCache, Sampling, cache
 from arena_rl.llm.backends import AnthropicBackend, LocalBackend, OpenAIBackend
 from arena_rl.llm.cache import CachedAnswer, default_cache_path
 from arena_rl.llm.client import _RateLimiter
+from arena_rl.llm.prices import (
+    Budget,
+    BudgetExhausted,
+    Price,
+    PriceError,
+    PriceTable,
+    known_model,
+)
 
 REQUEST = {
     "backend": "local",
@@ -131,6 +140,62 @@ def test_rate_limiter_spaces_calls_per_backend() -> None:
     _RateLimiter.wait("test-backend-b", per_minute=240)  # another backend has its own slots
     _RateLimiter.wait("test-backend-c", per_minute=None)
     assert time.perf_counter() - quick < 0.1
+
+
+def test_token_rate_limit_holds_a_call_that_would_pass_it() -> None:
+    quick = time.perf_counter()
+    for _ in range(3):  # 600 tokens a minute: three calls of 200 fit at once
+        _RateLimiter.wait("test-backend-t", None, tokens_per_minute=600, tokens=200)
+    assert time.perf_counter() - quick < 0.1
+    fourth = threading.Thread(
+        target=_RateLimiter.wait, args=("test-backend-t", None, 600, 200), daemon=True
+    )
+    fourth.start()
+    fourth.join(0.5)
+    assert fourth.is_alive()  # it waits for the minute to clear
+
+
+def test_a_budget_refuses_a_call_that_could_pass_its_cap_before_making_it() -> None:
+    # the endpoint is down: a call that were made would fail with a BackendError instead
+    backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    budget = Budget(0.001)
+    client = LLMClient(
+        backend, None, price=Price(prompt=1000.0, completion=1000.0), budget=budget, max_retries=0
+    )
+    with pytest.raises(BudgetExhausted, match=r"budget of \$0.001 reached"):
+        client.complete([{"role": "user", "content": "hi"}], {"type": "object"}, Sampling())
+    assert budget.refused == 1 and budget.spent_usd == 0.0 and budget.reserved_usd == 0.0
+    unpriced = LLMClient(backend, None, price=None, budget=Budget(1.0))
+    with pytest.raises(BudgetExhausted, match="no price"):  # an unknown cost is never risked
+        unpriced.complete([{"role": "user", "content": "hi"}], {"type": "object"}, Sampling())
+    affordable = LLMClient(backend, None, price=Price(0.0, 0.0), budget=Budget(1.0), max_retries=0)
+    with pytest.raises(BackendError):  # within budget: asked; a failed call costs nothing
+        affordable.complete([{"role": "user", "content": "hi"}], {"type": "object"}, Sampling())
+    assert affordable.budget is not None and affordable.budget.reserved_usd == 0.0
+
+
+def test_budget_reservations_settle_to_what_calls_cost() -> None:
+    budget = Budget(1.0)
+    budget.reserve(0.6)
+    with pytest.raises(BudgetExhausted):  # 0.6 reserved + 0.5 could pass 1.0
+        budget.reserve(0.5)
+    budget.settle(0.6, 0.2)
+    budget.reserve(0.5)  # 0.2 spent + 0.5 fits
+    assert budget.spent_usd == pytest.approx(0.2) and budget.reserved_usd == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="budget_usd"):
+        Budget(0.0)
+
+
+def test_the_price_table_prices_models_by_backend(tmp_path: Path) -> None:
+    table = PriceTable.load()
+    assert table.price("openai", "gpt-4o-mini") == Price(0.15, 0.60)
+    assert table.price("local", "any-model.gguf") == Price(0.0, 0.0)  # your own machine
+    assert table.price("openai", "no-such-model") is None
+    assert known_model("claude-haiku-4-5") and not known_model("no-such-model")
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("openai: {m: {prompt: -1, completion: 2}}\n")
+    with pytest.raises(PriceError, match=r"openai\.m"):
+        PriceTable.load(bad)
 
 
 def test_cached_answers_cost_nothing_and_count_as_hits(tmp_path: Path) -> None:

@@ -117,6 +117,35 @@ class DecisionMade:
 
 
 @dataclass(frozen=True)
+class PersonaActed:
+    """An LLM persona user's day (beside the vectorised population, never in its statistics):
+    what it did under its arm's economy and why, in its own words."""
+
+    day: int
+    arm: str
+    user: str
+    """The persona user's name within the arm: ``<persona id>#<n>``."""
+    persona: str
+    source: str
+    """Who decided: ``model`` (a model call or its cached answer) or ``twin`` (the persona's
+    behavioural-model twin, when the model failed or the budget was reached)."""
+    opened: bool
+    scans: int
+    feedback: int
+    reports: int
+    quit: bool
+    xp: float
+    """XP the app awarded for the day."""
+    streak: int
+    """The streak after the day."""
+    reason: str
+    tokens: int = 0
+    """Model tokens the day cost (0 when cached or from the twin)."""
+    fault: str = ""
+    """Why the twin decided instead (empty when the model did)."""
+
+
+@dataclass(frozen=True)
 class UserDay:
     """Every enrolled user's day, as columns (one row per user and arm), built only on request.
 
@@ -150,7 +179,15 @@ class UserEventType:
     draws each user's realised count from a Poisson with that mean, on its own random stream."""
 
 
-Event = DayClosed | UpdateResolved | BreakerTripped | BreakerRecovered | DecisionMade | UserDay
+Event = (
+    DayClosed
+    | UpdateResolved
+    | BreakerTripped
+    | BreakerRecovered
+    | DecisionMade
+    | PersonaActed
+    | UserDay
+)
 
 
 class Subscriber(Protocol):

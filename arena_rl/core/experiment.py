@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from arena_rl.core.events import (
     DayClosed,
     DecisionMade,
     EventStream,
+    PersonaActed,
     Subscriber,
     UpdateResolved,
     UserDay,
@@ -37,6 +38,15 @@ from arena_rl.core.stats import Comparison, RatioSummary
 CONTROL_ARM = "control_arm"
 """The control arm's name, in every experiment, result and run (an agent may itself be named
 "control": the static strategy)."""
+
+
+class DayActors(Protocol):
+    """Users outside the vectorised population who live each day under their arm's economy
+    (LLM persona users): the core lets them act after the population, on the same day."""
+
+    def act(
+        self, day: int, arms: Sequence[str], economies: Sequence[Mapping[str, float]]
+    ) -> Sequence[PersonaActed]: ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class ExperimentCore:
         self.tail: dict[str, float] | None = None
         """Each arm's value after the horizon, once :meth:`reach_horizon` added it."""
         self.events = EventStream(subscribers)
+        self.actors: DayActors | None = None
+        """Users beside the population (persona users), set before the first day; None: none."""
         self._audited = 0
 
     @property
@@ -161,6 +173,9 @@ class ExperimentCore:
         economies = [rails.current_config(arm) for arm in self.arms]
         alive_before = pop.alive.copy() if self.events.wants_users else None
         outcome = pop.step(self.scenario.knobs.array(economies))
+        if self.actors is not None:
+            for acted in self.actors.act(outcome.day, self.arms, economies):
+                self.events.publish(acted)
         summaries = pop.summarise()
         self.signals = pop.signals(summaries)
         harm = cast(Sequence[RatioSummary], summaries[self.scenario.harm_metric])

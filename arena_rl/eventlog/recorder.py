@@ -24,6 +24,7 @@ from arena_rl.core.events import (
     DayClosed,
     DecisionMade,
     Event,
+    PersonaActed,
     UpdateResolved,
     UserDay,
     UserEventType,
@@ -157,6 +158,8 @@ class EventLogRecorder:
                 self._users(event)
             elif isinstance(event, DayClosed):
                 self._close(event)
+            elif isinstance(event, PersonaActed):
+                self._persona(event)
 
     def _decision(self, e: DecisionMade) -> None:
         self._arm(e.arm)
@@ -260,6 +263,14 @@ class EventLogRecorder:
             if last is not None:
                 last.reward += float(e.value[i])
                 last.reward_days += 1
+
+    def _persona(self, e: PersonaActed) -> None:
+        self._arm(e.arm)
+        links: list[tuple[ObjectKey, str]] = [((s.ARM, e.arm, None), "of")]
+        current = self._current(e.arm)
+        if current is not None:
+            links.append((current, "in force"))
+        self._add(s.PERSONA_ACTED, e.day, e.arm, links, e.xp, e.source, persona_detail(e))
 
     def _users(self, e: UserDay) -> None:
         """Keep the sampled users' columns of the day; events are made from all days at once
@@ -503,6 +514,14 @@ def _empty(schema: pa.Schema) -> pa.Table:
 
 _ENCODER = json.JSONEncoder(sort_keys=True, default=str, allow_nan=True)
 """One encoder for every detail (``json.dumps`` with options builds one per call)."""
+
+
+def persona_detail(e: PersonaActed) -> str:
+    """What the log keeps of a persona user's day besides its XP and source (and what the live
+    page shows)."""
+    fields = ("user", "persona", "opened", "scans", "feedback", "reports", "quit", "streak",
+              "reason", "tokens", "fault")  # fmt: skip
+    return json_text({f: getattr(e, f) for f in fields})
 
 
 def json_text(value: object) -> str:

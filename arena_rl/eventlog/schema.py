@@ -41,6 +41,10 @@ DAY_CLOSED = "day closed"
 """One per arm and day, after the day's decisions: ``value`` is the objective earned that day
 per enrolled user, ``detail`` JSON of enrolled and active users, each metric at day's end and
 the economy in force (:meth:`DayClosed.arm_summary`)."""
+PERSONA_ACTED = "persona acted"
+"""One per LLM persona user and day (runs with persona users): ``value`` is the XP the app
+awarded, ``code`` who decided (``model`` or ``twin``), ``detail`` JSON of the rest of
+:class:`~arena_rl.core.events.PersonaActed` (user, persona, what it did, its reason)."""
 AGENT_EVENTS = (
     DECISION_MADE,
     UPDATE_REQUESTED,
@@ -50,6 +54,7 @@ AGENT_EVENTS = (
     BREAKER_TRIPPED,
     BREAKER_RECOVERED,
     DAY_CLOSED,
+    PERSONA_ACTED,
 )
 
 TEXT = pa.dictionary(pa.int32(), pa.string())

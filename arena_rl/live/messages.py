@@ -13,15 +13,18 @@ page draws them alike. A message is a flat JSON object with a ``type``:
 - ``guardrail``: the guardrails' answer to an update: ``outcome`` (applied, clamped, rejected),
   ``code`` (the rejection code), ``detail``, and the ``reasoning`` that came with the update.
 - ``breaker``: a circuit breaker ``tripped`` or ``recovered`` (``state``), with ``detail``.
+- ``persona``: an LLM persona user's day (runs with persona users): ``user``, ``persona``,
+  ``source`` (model or twin), ``opened``, ``scans``, ``feedback``, ``reports``, ``quit``,
+  ``xp``, ``streak``, ``reason``, ``tokens``, ``fault``.
 - ``tournament``: one finished: ``lift``, ``regret``, ``usage`` (e.g. an LLM's calls and tokens).
 - ``progress``: ``done`` of ``total`` tournaments, ``failed``, ``elapsed_s``, ``eta_s``.
 - ``leaderboard``: ``rows`` of agent, tournaments, mean lift with its 95% CI, mean regret.
 - ``dropped``: ``count`` messages this page never got (a slow page or a full buffer).
 - ``end``: the run is over (``status``; ``mlflow``: the MLflow run, when there is one).
 
-The four kinds a tournament's event log also holds (``day``, ``decision``, ``guardrail``,
-``breaker``) are built here from the core's events while it runs, and from the log's tables
-when it is replayed, so the two give the same bytes (:func:`encode`).
+The kinds a tournament's event log also holds (``day``, ``decision``, ``guardrail``,
+``breaker``, ``persona``) are built here from the core's events while it runs, and from the
+log's tables when it is replayed, so the two give the same bytes (:func:`encode`).
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from arena_rl.core.events import (
     DayClosed,
     DecisionMade,
     Event,
+    PersonaActed,
     UpdateResolved,
 )
 from arena_rl.eventlog import schema as s
-from arena_rl.eventlog.recorder import OUTCOMES, json_text, update_outcome
+from arena_rl.eventlog.recorder import OUTCOMES, json_text, persona_detail, update_outcome
 
 Message = dict[str, Any]
 
@@ -128,6 +132,9 @@ def from_events(
             kind = s.BREAKER_TRIPPED if isinstance(e, BreakerTripped) else s.BREAKER_RECOVERED
             arm = names.get(e.arm, e.arm)
             out.append(_breaker(tournament, int(e.entry.sim_day), arm, kind, e.entry.detail))
+        elif isinstance(e, PersonaActed):
+            detail = json.loads(persona_detail(e))  # as the log keeps it
+            out.append(_persona(tournament, e.day, names.get(e.arm, e.arm), e.source, e.xp, detail))
         elif isinstance(e, DayClosed):
             for i, arm in enumerate(e.arms):
                 summary = json.loads(json_text(e.arm_summary(i)))  # as the log keeps it
@@ -165,6 +172,10 @@ def from_log(tables: Mapping[str, pa.Table]) -> Iterator[Message]:
             yield _breaker(tournament, day, arm, kind, row["detail"])
         elif kind == s.DAY_CLOSED:
             yield _day(tournament, day, arm, row["value"], json.loads(row["detail"]))
+        elif kind == s.PERSONA_ACTED:
+            yield _persona(
+                tournament, day, arm, row["code"], row["value"], json.loads(row["detail"])
+            )
 
 
 def _tournament(tables: Mapping[str, pa.Table]) -> int:
@@ -175,6 +186,13 @@ def _tournament(tables: Mapping[str, pa.Table]) -> int:
 
 
 # ---- the messages themselves ------------------------------------------------------------
+
+
+def _persona(
+    tournament: int, day: int, arm: str, source: str, xp: float, detail: Mapping[str, Any]
+) -> Message:
+    return {"type": "persona", "tournament": tournament, "day": day, "arm": arm,
+            "source": source, "xp": xp, **detail}  # fmt: skip
 
 
 def _decision(

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from arena_rl.config import register_scenario_schema
 from arena_rl.core.guardrails import GuardrailConfig
+from arena_rl.personas.users import PersonaUsersConfig
 from arena_rl.scenarios import scenario_from_dict
 from arena_rl.scenarios.specs import CONF_DIR, SpecError
 from arena_rl.server.clock import DEFAULT_EPOCH, MINUTES_PER_DAY, parse_epoch
@@ -116,6 +117,9 @@ class ServeConf:
     heartbeat: HeartbeatConf = field(default_factory=HeartbeatConf)
     anomaly: AnomalyConf = field(default_factory=AnomalyConf)
     tracking: ServeTrackingConf = field(default_factory=ServeTrackingConf)
+    persona_users: Any = None
+    """null: none; else LLM persona users beside the population in every variant, e.g.
+    ``{file: default, per_arm: 3}`` (docs/personas.md)."""
     population: Any = None
     scenario: Any = None
 
@@ -177,6 +181,14 @@ def serve_settings(cfg: DictConfig, *, output_dir: Path | None = None) -> ServeS
         population = scenario.population_from_dict(c["population"], source="population")
     except SpecError as exc:
         raise ServeConfigError(str(exc)) from None
+    personas = None
+    if c["persona_users"] is not None:
+        try:
+            personas = PersonaUsersConfig.parse(c["persona_users"])
+        except ValueError as exc:
+            raise ServeConfigError(str(exc)) from None
+        if "scanXp" not in scenario.knobs.by_name:
+            raise ServeConfigError(f"persona_users: scenario {scenario.name!r} has no XP economy")
     t = c["time"]
     if t["mode"] not in ("manual", "realtime"):
         raise ServeConfigError(f"time.mode must be 'manual' or 'realtime', got {t['mode']!r}")
@@ -193,6 +205,7 @@ def serve_settings(cfg: DictConfig, *, output_dir: Path | None = None) -> ServeS
         return ServeSettings(
             population=population,
             scenario=scenario,
+            persona_users=personas,
             variants=_variant_names(c["variants"]),
             control_name=c["control_name"],
             experiment_name=c["experiment_name"],

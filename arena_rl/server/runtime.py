@@ -24,6 +24,7 @@ import numpy as np
 from arena_rl.live.feed import LiveFeed
 from arena_rl.live.hub import Hub
 from arena_rl.live.messages import run_message
+from arena_rl.personas.users import PersonaUsers
 from arena_rl.server.clock import SimClock
 from arena_rl.server.settings import ServeSettings
 from arena_rl.server.state import ServedExperiment, Variant
@@ -76,6 +77,9 @@ class ArenaRuntime:
             heartbeat_factor=s.heartbeat_factor,
             on_complete=self._completed if s.tracking_enabled and s.tracking_on_complete else None,
         )
+        if s.persona_users is not None:  # they live each served day, inside its lock
+            core = self.experiment.core
+            core.actors = PersonaUsers(s.persona_users, s.scenario, core.arms, s.seed)
         self.variant_tokens = {v.variant_id: self.tokens.issue(v.variant_id) for v in variants}
         self.live = Hub()
         """The live page's messages (``/live/``): the experiment's days and guardrail answers."""

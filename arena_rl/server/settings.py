@@ -8,6 +8,7 @@ from typing import Any
 
 from arena_rl.core.guardrails import GuardrailConfig
 from arena_rl.core.scenario import Scenario
+from arena_rl.personas.users import PersonaUsersConfig
 from arena_rl.server.clock import DEFAULT_EPOCH, TimeMode
 
 MAX_TREATMENTS = 4
@@ -52,6 +53,8 @@ class ServeSettings:
     tracking_on_complete: bool = True
     tracking_out_dir: Path | None = None
     resolved: dict[str, Any] = field(default_factory=dict)
+    persona_users: PersonaUsersConfig | None = None
+    """LLM persona users beside the population in every variant; None: none."""
     """The resolved config, logged as MLflow params."""
 
     def __post_init__(self) -> None:

@@ -60,6 +60,8 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
     shown = f"{values[0]:.3f}" if len(values) == 1 else f"{values[0]:.3f} to {values[-1]:.3f}"
     print(f"ground truth: the best plan's value {shown} ({truth})")
     print(measured_on(settings))
+    if settings.personas is not None:
+        print(persona_estimate(settings))
     in_process = settings.num_workers == 0
     try:
         runner.ResultStore(out_dir).claim(settings.specs)  # before Ray: a stale directory
@@ -91,9 +93,12 @@ def run(settings: Settings, out_dir: Path, split: Split) -> int:
         (out_dir / "leaderboard.json").write_text(json.dumps(records, indent=2))
         print(ratings.format_leaderboard(standings))
         print(measured_on(settings))
-        usage = ratings.format_usage(outcome.results)
-        if usage:
-            print(f"\n{usage}")
+        for block in (
+            ratings.format_usage(outcome.results),
+            ratings.format_personas(outcome.results),
+        ):
+            if block:
+                print(f"\n{block}")
     else:
         records = []
         print("no tournament finished", file=sys.stderr)
@@ -207,6 +212,24 @@ def draw_process_views(out_dir: Path, indices: list[int], spec: TournamentSpec) 
         if folder.is_dir():
             write_process_views(folder, folder / "process_views", marks)
     print(f"process views of {len(indices)} tournament(s) in {out_dir / runner.EVENTLOG_DIR}")
+
+
+def persona_estimate(settings: Settings) -> str:
+    """What the persona users may cost, said before any model call."""
+    config = settings.personas
+    assert config is not None
+    spec = settings.specs[0]
+    arms = len(spec.agents) + 1
+    calls = config.calls(arms, spec.days) * len(settings.specs)
+    worst = config.estimate_usd(arms, spec.days) * len(settings.specs)
+    cap = config.llm.budget_usd
+    budget = "no budget cap" if cap is None else f"budget ${cap:g} per tournament"
+    shown = "unknown (the model has no price)" if worst != worst else f"${worst:.4f}"
+    return (
+        f"persona users: {config.per_arm} per arm from {config.file!r} on {config.llm.backend}; "
+        f"at most {calls:,} model calls (cached answers are free), worst-case cost {shown}; "
+        f"{budget}"
+    )
 
 
 def run_status(outcome: runner.RunOutcome, planned: int) -> tuple[str, str]:

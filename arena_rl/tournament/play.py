@@ -22,6 +22,7 @@ from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.core.scenario import Scenario
 from arena_rl.eventlog.recorder import EventLogRecorder
 from arena_rl.experiment import run_experiment
+from arena_rl.personas.users import PersonaUsersConfig
 
 AgentFactory = Callable[[str, Mapping[str, Any]], Agent]
 """Builds an agent from its name and config (``_target_`` + hyperparameters)."""
@@ -50,6 +51,9 @@ class TournamentSpec:
     eventlog_users: int | str | None = None
     """Keep an event log of the tournament with these users' events ("none", "all" or a
     number per arm); None: no log. The log never changes a result."""
+    persona_users: dict[str, Any] | None = None
+    """LLM persona users beside the population (:class:`PersonaUsersConfig` as plain JSON);
+    None: none."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class TournamentResult:
     notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
     tail: dict[str, float] = field(default_factory=dict)
     """Per arm, the value after the horizon that ``objective`` includes."""
+    personas: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per arm, the persona users' totals (flagged: never in ``comparisons``), and their model
+    usage under ``"usage"``; empty without persona users."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=True)
@@ -103,6 +110,8 @@ def experiment_record(spec: TournamentSpec) -> dict[str, Any]:
         "days": spec.days,
         "decision_timeout_s": spec.decision_timeout_s,
     }
+    if spec.persona_users is not None:  # absent otherwise: earlier results keep their digest
+        record["persona_users"] = spec.persona_users
     plain: dict[str, Any] = json.loads(json.dumps(record, default=repr))
     return plain
 
@@ -150,6 +159,11 @@ def play_tournament(
         days=spec.days,
         decision_timeout_s=spec.decision_timeout_s,
         subscribers=subscribers,
+        persona_users=(
+            None
+            if spec.persona_users is None
+            else PersonaUsersConfig.model_validate(spec.persona_users)
+        ),
     )
     best = plan_value(spec) if with_regret else float("nan")
     return TournamentResult(
@@ -176,6 +190,7 @@ def play_tournament(
         usage=result.usage,
         notes=result.notes,
         tail=result.tail,
+        personas=result.personas,
     )
 
 

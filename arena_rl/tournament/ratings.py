@@ -21,13 +21,15 @@ from openskill.models import PlackettLuce
 from scipy.stats import rankdata
 
 from arena_rl.core.stats import bootstrap_mean_ci
-from arena_rl.tournament.play import TournamentResult
+from arena_rl.tournament.play import CONTROL_ARM, TournamentResult
 
 __all__ = [
     "AgentStanding",
     "format_leaderboard",
+    "format_personas",
     "format_usage",
     "leaderboard",
+    "persona_totals",
     "standings_records",
     "usage_totals",
 ]
@@ -202,6 +204,50 @@ def format_usage(results: Sequence[TournamentResult]) -> str:
             + f", estimated cost {cost}"
         )
     return "\n".join(["Model usage:", *lines]) if lines else ""
+
+
+def persona_totals(results: Sequence[TournamentResult], arm: str) -> dict[str, float]:
+    """An arm's persona-user totals summed over tournaments (``"usage"``: their model use);
+    empty without persona users."""
+    totals: dict[str, float] = {}
+    for r in results:
+        for key, value in r.personas.get(arm, {}).items():
+            totals[key] = totals.get(key, 0.0) + value
+    return totals
+
+
+def format_personas(results: Sequence[TournamentResult]) -> str:
+    """Per arm, what its LLM persona users did (empty without persona users). They live
+    beside the population and are in none of the statistics above."""
+    arms = [CONTROL_ARM, *_agent_order(results)]
+    lines = []
+    for arm in arms:
+        t = persona_totals(results, arm)
+        if not t.get("days"):
+            continue
+        days = t["days"]
+        lines.append(
+            f"  {arm}: {t['users']:.0f} users, opened the app on {t['opened_days'] / days:.0%} "
+            f"of {days:.0f} user-days, {t['scans'] / days:.2f} scans and "
+            f"{t['feedback'] / days:.2f} feedback a day, {t['quits']:.0f} quit; "
+            f"{t['model_days']:.0f} days decided by the model, {t['twin_days']:.0f} by the twin "
+            f"({t['faults']:.0f} faults)"
+        )
+    if not lines:
+        return ""
+    u = persona_totals(results, "usage")
+    cost = "unknown" if math.isnan(u.get("cost_usd", math.nan)) else f"${u['cost_usd']:.4f}"
+    lines.append(
+        f"  model: {u.get('calls', 0):.0f} calls, {u.get('cache_hits', 0):.0f} cache hits, "
+        f"{u.get('prompt_tokens', 0) + u.get('completion_tokens', 0):,.0f} tokens, "
+        f"{u.get('latency_s', 0):.1f} s, estimated cost {cost}"
+        + (
+            f", {u['budget_refused']:.0f} calls refused by the budget"
+            if u.get("budget_refused")
+            else ""
+        )
+    )
+    return "\n".join(["Persona users (not in the statistics):", *lines])
 
 
 def standings_records(standings: Sequence[AgentStanding]) -> list[dict[str, Any]]:

@@ -176,7 +176,8 @@ def log_tournament_run(
             client,
             parent_id,
             params=_new_params(client, parent_id, _params(config)),
-            metrics=_leaderboard_metrics(records, ordered, stamp),
+            metrics=_leaderboard_metrics(records, ordered, stamp)
+            + _persona_metrics(ordered, "usage", stamp),
         )
         for path in files:
             client.log_artifact(parent_id, str(path))
@@ -191,6 +192,7 @@ def log_tournament_run(
             run_ids.append(run_id)
             metrics = _standing_metrics(by_name.get(name, {}), stamp)
             metrics += _usage_metrics(ordered, name, stamp)
+            metrics += _persona_metrics(ordered, name, stamp)
             metrics += _history_metrics(ordered, name, among=name, prefix=("history",), stamp=stamp)
             metrics += _history_metrics(
                 ordered, CONTROL_ARM, among=name, prefix=("history", "control"), stamp=stamp
@@ -201,7 +203,8 @@ def log_tournament_run(
             client, experiment_id, CONTROL_ARM, child_tags, role="control"
         )
         run_ids.append(run_id)
-        _log(client, run_id, metrics=_control_metrics(ordered, stamp))
+        control = _control_metrics(ordered, stamp) + _persona_metrics(ordered, CONTROL_ARM, stamp)
+        _log(client, run_id, metrics=control)
         # what logging itself cost (files, plots, MLflow calls), so users see it in the run
         client.log_metric(parent_id, "timing/tracking_s", time.perf_counter() - started, stamp)
     except BaseException:
@@ -345,6 +348,7 @@ def tournaments_table(results: Sequence[TournamentResult]) -> pa.Table:
             "fault_messages": list(r.faults.get(agent, [])),
             "decision_ms": r.decision_ms.get(agent, math.nan),
             **{f"usage_{k}": v for k, v in r.usage.get(agent, {}).items()},
+            **{f"persona_{k}": v for k, v in r.personas.get(agent, {}).items()},
             "notes": list(r.notes.get(agent, [])),
         }
         for r in results
@@ -478,6 +482,14 @@ def _leaderboard_metrics(
         metrics.append(Metric(_key("leaderboard", CONTROL_ARM, "objective"), mean, stamp, 0))
     metrics.append(Metric("tournaments", float(len(results)), stamp, 0))
     return metrics
+
+
+def _persona_metrics(results: Sequence[TournamentResult], arm: str, stamp: int) -> list[Metric]:
+    """An arm's persona-user totals as ``persona/<key>`` (``arm="usage"``: their model use)."""
+    return [
+        Metric(_key("persona", k), v, stamp, 0)
+        for k, v in ratings.persona_totals(results, arm).items()
+    ]
 
 
 def _control_metrics(results: Sequence[TournamentResult], stamp: int) -> list[Metric]:

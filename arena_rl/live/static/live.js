@@ -402,6 +402,7 @@
     switch (m.type) {
       case "day": onDay(m); break;
       case "decision": onDecision(m); break;
+      case "persona": onPersona(m); break;
       case "guardrail": onGuardrail(m); break;
       case "breaker": onBreaker(m); break;
       case "tournament": onTournament(m); break;
@@ -478,6 +479,11 @@
     S.pendingReasons.push(m);
     if (S.pendingReasons.length > 4 * FEED_CAP) S.pendingReasons.splice(0, S.pendingReasons.length - 2 * FEED_CAP);
     dirty.feeds = true;
+  }
+
+  function onPersona(m) {  // an LLM persona user's day: its reason joins its arm's reasons
+    if (typeof m.reason !== "string" || !m.reason.trim()) return;
+    onDecision({ ...m, agent: String(m.arm), reasoning: `${m.user}: ${m.reason}` });
   }
 
   function onGuardrail(m) {
@@ -605,7 +611,12 @@
     const w = where(m);
     w.classList.add("r-where");
     meta.append(w);
-    meta.append(el("span", "action", m.outcome ? outcomeText(m) : actionText(m.action)));
+    meta.append(el("span", "action", actionLabel(m)));
+    if (m.type === "persona") {
+      item.classList.add("persona");
+      item.dataset.persona = String(m.user);
+      meta.append(el("span", "llm-badge", m.source === "twin" ? "twin" : "persona"));
+    }
     const tokens = Number(m.tokens);
     if (m.tokens != null && Number.isFinite(tokens) && tokens > 0) {
       const t = el("span", "tokens", `${Math.round(tokens)} tokens`);
@@ -623,6 +634,14 @@
     return item;
   }
 
+  function actionLabel(m) {
+    if (m.type === "persona") {
+      const did = m.opened ? `${m.scans} scans, ${m.feedback} feedback, ${m.reports} reports` : "stayed away";
+      return did + (m.quit ? ", quit" : "");
+    }
+    return m.outcome ? outcomeText(m) : actionText(m.action);
+  }
+
   function outcomeText(m) {  // an update's reasoning (the served experiment): what became of it
     return m.code ? `${m.outcome} ${m.code}` : String(m.outcome);
   }
@@ -637,7 +656,7 @@
     const w = item.querySelector(".r-where");
     if (w) w.textContent = `T${m.tournament} · day ${m.day}`;
     const a = item.querySelector(".action");
-    if (a) a.textContent = actionText(m.action);
+    if (a) a.textContent = actionLabel(m);
     const c = item.querySelector(".repeat");
     if (c) c.textContent = stat.count > 1 ? `×${stat.count}` : "";
   }

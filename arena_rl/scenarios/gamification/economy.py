@@ -48,3 +48,21 @@ validate_overrides = KNOBS.validate
 resolve_economy = KNOBS.resolve
 economy_array = KNOBS.array
 round_caps = KNOBS.rounded
+
+
+def xp_for_day(
+    economy: Mapping[str, float], scans: int, feedback: int, reports: int, streak: int
+) -> float:
+    """The XP the app awards one user for one day's actions (``streak``: the streak after the
+    day, 0 on a day the app stayed closed): the rules the population's vectorised step applies
+    to expected counts, here for one person's whole actions (LLM persona users)."""
+    if streak <= 0:
+        return 0.0
+    e = economy
+    return (
+        min(streak * e["streakBonusPerDay"], e["streakBonusCap"])
+        + (e["firstScanOfDayXp"] if scans > 0 else 0.0)
+        + min(scans, e["scanDailyCap"]) * e["scanXp"]
+        + min(feedback, e["feedbackDailyCap"]) * e["feedbackXp"]
+        + reports * e["issueReportXp"]
+    )

@@ -1,0 +1,235 @@
+"""LLM persona users inside an experiment: beside the population, never in its statistics,
+their days on the event stream and in the log, their model costed, budgeted and failing over
+to their behavioural-model twin."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.random_agent import RandomAgent
+from arena_rl.core.events import DecisionMade, PersonaActed
+from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.eventlog import schema as s
+from arena_rl.eventlog.recorder import EventLogRecorder
+from arena_rl.experiment import run_experiment
+from arena_rl.live.messages import encode, from_events, from_log
+from arena_rl.llm import smollm2_path
+from arena_rl.personas.users import PersonaUsersConfig, _parse
+from arena_rl.scenarios import load_scenario
+from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, xp_for_day
+
+SMALL: dict[str, Any] = {"n_users": 400, "days": 6}
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on: a real connection refused, every time."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unreachable(**extra: Any) -> PersonaUsersConfig:
+    """Persona users whose model server is down: every call really fails."""
+    llm = {"backend": "openai", "model": "gpt-4o-mini", "max_retries": 0,
+           "base_url": f"http://127.0.0.1:{closed_port()}/v1"}  # fmt: skip
+    return PersonaUsersConfig.parse({"per_arm": 3, "llm": llm, **extra})
+
+
+class Collect:
+    """Every event the stream delivers."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def on_day(self, events: Any) -> None:
+        self.events += events
+
+
+def test_persona_users_leave_the_populations_results_unchanged() -> None:
+    plain = run_experiment({"random": RandomAgent()}, seed=4, **SMALL)
+    watched = Collect()
+    with_personas = run_experiment(
+        {"random": RandomAgent()},
+        seed=4,
+        persona_users=unreachable(),
+        subscribers=[watched],
+        **SMALL,
+    )
+    assert with_personas.objective == plain.objective
+    assert with_personas.comparisons == plain.comparisons
+    assert with_personas.audit == plain.audit
+    acted = [e for e in watched.events if isinstance(e, PersonaActed)]
+    assert len(acted) == 2 * 3 * SMALL["days"] - sum(  # every user, every day, until it quits
+        SMALL["days"] - 1 - e.day for e in acted if e.quit
+    )
+    assert len({e.arm for e in acted}) == 2 and CONTROL_ARM in {e.arm for e in acted}
+
+
+def test_a_failing_model_hands_each_day_to_the_twin_and_counts_the_fault() -> None:
+    watched = Collect()
+    result = run_experiment(
+        {"random": RandomAgent()},
+        seed=1,
+        persona_users=unreachable(max_failures=2),
+        subscribers=[watched],
+        **SMALL,
+    )
+    acted = [e for e in watched.events if isinstance(e, PersonaActed)]
+    assert acted and all(e.source == "twin" for e in acted)
+    first = [e for e in acted if e.day == 0]
+    assert all("BackendError" in e.fault for e in first)
+    later = [e for e in acted if e.day >= 2]
+    assert later and all(e.fault.startswith("stays with its twin") for e in later)
+    totals = result.personas["random"]
+    assert totals["twin_days"] == totals["days"] and totals["model_days"] == 0
+    assert totals["faults"] == 3 * 2  # two failed days for each of the three users
+    assert result.personas["usage"]["calls"] == 0
+
+
+def test_the_twin_behaves_like_its_segment() -> None:
+    """The fallback is the behavioural model itself: over many twin days, a farmer persona
+    scans far more than a casual one, as their segments do."""
+    config = unreachable(ids=("sam", "lena"), per_arm=2, max_failures=1)
+    watched = Collect()
+    run_experiment(
+        {"random": RandomAgent()}, seed=2, persona_users=config, subscribers=[watched],
+        n_users=400, days=28,
+    )  # fmt: skip
+    acted = [e for e in watched.events if isinstance(e, PersonaActed)]
+    scans = {p: [e.scans for e in acted if e.persona == p] for p in config.ids or ()}
+    assert sum(scans["sam"]) > 2 * sum(scans["lena"]), scans
+
+
+def test_the_app_awards_xp_by_its_rules() -> None:
+    e = dict(DEFAULT_ECONOMY)
+    # 25 scans (20 count), 12 feedback (10 count), 1 report, streak 3 after today
+    expected = min(3 * 5.0, 50.0) + 15.0 + 20 * 10.0 + 10 * 15.0 + 25.0
+    assert xp_for_day(e, 25, 12, 1, 3) == expected
+    assert xp_for_day(e, 0, 0, 0, 0) == 0.0  # a closed app earns nothing
+    e["streakBonusCap"] = 10.0
+    assert xp_for_day(e, 0, 0, 0, 30) == 10.0
+
+
+def test_an_answer_that_is_not_the_json_asked_for_is_refused() -> None:
+    good = {"open_app": True, "scans": 40, "feedback": 2, "reports": 0, "quit": False,
+            "reason": "x"}  # fmt: skip
+    assert _parse(json.dumps(good))["scans"] == 30  # clamped to what the schema allows
+    for bad in ("not json", json.dumps({**good, "open_app": "yes"}),
+                json.dumps({"scans": 1}), json.dumps({**good, "scans": "many"})):  # fmt: skip
+        with pytest.raises(ValueError):
+            _parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"per_arm": 0}, "persona_users.per_arm"),
+        ({"file": "no_such_file"}, "no_such_file"),
+        ({"ids": ["nobody"]}, "nobody"),
+        ({"llm": {"budget_usd": 0}}, "persona_users.llm.budget_usd"),
+        ({"llm": {"temperature": 3}}, "persona_users.llm.temperature"),
+        ({"llm": {"prices": "/no/such/prices.yaml"}}, "price table"),
+        ({"colour": "red"}, "persona_users.colour"),
+    ],
+)
+def test_bad_persona_settings_are_refused_naming_the_field(data: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named.replace(".", r"\.")):
+        PersonaUsersConfig.parse(data)
+
+
+def test_persona_users_need_an_xp_economy() -> None:
+    with pytest.raises(ValueError, match="no XP economy"):
+        run_experiment(
+            {"random": RandomAgent()},
+            seed=0,
+            scenario=load_scenario("pricing"),
+            population=None,
+            persona_users=unreachable(),
+            n_users=200,
+            days=2,
+        )
+
+
+def test_persona_days_are_logged_and_replay_as_they_streamed(tmp_path: Path) -> None:
+    scenario = load_scenario("default")
+    recorder = EventLogRecorder(scenario.user_events, tournament=0)
+    watched = Collect()
+    run_experiment(
+        {"random": RandomAgent()},
+        seed=5,
+        persona_users=unreachable(per_arm=2),
+        subscribers=[recorder, watched],
+        **SMALL,
+    )
+    tables = recorder.tables()
+    events = tables["events"].to_pylist()
+    logged = [e for e in events if e["ocel_type"] == s.PERSONA_ACTED]
+    assert len(logged) == sum(isinstance(e, PersonaActed) for e in watched.events)
+    assert {json.loads(e["detail"])["persona"] for e in logged} <= {
+        p.id for p in unreachable().personas()
+    }
+    names = {e.arm: e.agent for e in watched.events if isinstance(e, DecisionMade)}
+    live = [encode(m) for m in from_events(watched.events, 0, names)]
+    replayed = [encode(m) for m in from_log(tables)]
+    assert [m for m in replayed if '"persona"' in m] == [m for m in live if '"persona"' in m]
+
+
+# ---- the real local model -----------------------------------------------------------------
+
+
+def local(tmp_path: Path, **llm: Any) -> PersonaUsersConfig:
+    return PersonaUsersConfig.parse(
+        {"per_arm": 2, "llm": {"cache_path": str(tmp_path / "cache.sqlite"), **llm}}
+    )
+
+
+@pytest.mark.llm
+def test_persona_users_on_the_local_model_decide_and_a_rerun_is_free(tmp_path: Path) -> None:
+    config = local(tmp_path)
+
+    def play() -> tuple[Any, list[PersonaActed]]:
+        watched = Collect()
+        result = run_experiment(
+            {"random": RandomAgent()}, seed=3, persona_users=config, subscribers=[watched],
+            n_users=400, days=4,
+        )  # fmt: skip
+        return result, [e for e in watched.events if isinstance(e, PersonaActed)]
+
+    first, acted = play()
+    usage = first.personas["usage"]
+    assert usage["calls"] + usage["cache_hits"] == len(acted) > 0
+    model = [e for e in acted if e.source == "model"]
+    assert len(model) >= 0.8 * len(acted), [e.fault for e in acted if e.fault]
+    assert all(e.reason and e.reason != "(behavioural-model twin)" for e in model)
+    assert usage["cost_usd"] == 0.0  # your own machine: no bill
+    again, replayed = play()
+    assert again.personas["usage"]["calls"] == 0
+    assert again.personas["usage"]["cache_hits"] == len(replayed)
+    assert replayed == acted
+
+
+@pytest.mark.llm
+def test_the_budget_cap_stops_model_calls_and_the_run_goes_on(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"  # a price for the local model, so that the cap bites
+    prices.write_text(f"local: {{{smollm2_path().name}: {{prompt: 100.0, completion: 100.0}}}}\n")
+    cap = 0.5
+    config = local(tmp_path, prices=str(prices), budget_usd=cap, max_tokens=64)
+    watched = Collect()
+    result = run_experiment(
+        {"random": RandomAgent()}, seed=3, persona_users=config, subscribers=[watched],
+        n_users=400, days=4,
+    )  # fmt: skip
+    usage = result.personas["usage"]
+    acted = [e for e in watched.events if isinstance(e, PersonaActed)]
+    assert 0 < usage["calls"] < len(acted)
+    assert usage["cost_usd"] <= cap and not math.isnan(usage["cost_usd"])
+    assert usage["budget_refused"] >= 1
+    assert any(e.fault.startswith("budget reached") for e in acted)
+    assert acted[-1].source == "twin"
+    assert len(result.objective) == 2  # the experiment itself finished
