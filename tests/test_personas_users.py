@@ -4,22 +4,29 @@ to their behavioural-model twin."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from agents.random_agent import RandomAgent
 from arena_rl.core.events import DecisionMade, PersonaActed
 from arena_rl.core.experiment import CONTROL_ARM
 from arena_rl.eventlog import schema as s
+from arena_rl.eventlog.files import read_log
 from arena_rl.eventlog.recorder import EventLogRecorder
 from arena_rl.experiment import run_experiment
 from arena_rl.live.messages import encode, from_events, from_log
 from arena_rl.llm import smollm2_path
+from arena_rl.personas.calibration import BEHAVIOURS, CHANGES, calibrate, markdown
 from arena_rl.personas.users import PersonaUsersConfig, _parse
 from arena_rl.scenarios import load_scenario
 from arena_rl.scenarios.gamification.economy import DEFAULT_ECONOMY, xp_for_day
@@ -211,7 +218,10 @@ def test_persona_users_on_the_local_model_decide_and_a_rerun_is_free(tmp_path: P
     again, replayed = play()
     assert again.personas["usage"]["calls"] == 0
     assert again.personas["usage"]["cache_hits"] == len(replayed)
-    assert replayed == acted
+    # the same days; only the tokens differ (a cached answer costs none)
+    assert [dataclasses.replace(e, tokens=0) for e in replayed] == [
+        dataclasses.replace(e, tokens=0) for e in acted
+    ]
 
 
 @pytest.mark.llm
@@ -233,3 +243,50 @@ def test_the_budget_cap_stops_model_calls_and_the_run_goes_on(tmp_path: Path) ->
     assert any(e.fault.startswith("budget reached") for e in acted)
     assert acted[-1].source == "twin"
     assert len(result.objective) == 2  # the experiment itself finished
+
+
+@pytest.mark.llm
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_tournament_with_persona_users_logs_them_to_mlflow(tmp_path: Path) -> None:
+    """As a user types it: the cost estimate before any call, the persona block under the
+    leaderboard, persona metrics on the agents' runs and their days, reasons included, in the
+    event log the parent run keeps."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    command = [
+        sys.executable, "scripts/tournament.py", "+agents=[random]", "tournament.n_tournaments=1",
+        "tournament.days=3", "population.n_users=400", "progress=false", "ray.num_workers=1",
+        "+persona_users.per_arm=1", "+persona_users.ids=[maya]", f"tracking.uri={uri}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "ARENA_RL_LLM_CACHE": str(tmp_path / "answers.sqlite")}
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "worst-case cost $0.0000" in done.stdout  # the local model is free
+    assert "Persona users (not in the statistics):" in done.stdout
+    client = MlflowClient(uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "arena_rl"]
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert runs["random"].data.metrics["persona/days"] == 3
+    assert runs[CONTROL_ARM].data.metrics["persona/days"] == 3
+    parent = next(r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.metrics["persona/calls"] + parent.data.metrics["persona/cache_hits"] == 6
+    tables = read_log(Path(client.download_artifacts(parent.info.run_id, "eventlog/00000")))
+    acted = [e for e in tables["events"].to_pylist() if e["ocel_type"] == s.PERSONA_ACTED]
+    assert len(acted) == 6
+    assert all(json.loads(e["detail"])["reason"] for e in acted)
+
+
+def test_the_calibration_table_sets_persona_users_beside_the_behavioural_model() -> None:
+    config = unreachable(ids=("maya", "sam", "lena"), per_arm=3)  # the twins decide every day
+    rows, usage = calibrate(config, CHANGES, days=3, seeds=[0], model_users=2000)
+    assert [(r.change, r.behaviour) for r in rows] == [(c, b) for c in CHANGES for b in BEHAVIOURS]
+    model = {(r.change, r.behaviour): r.model for r in rows}
+    assert model["remove all XP", "participation"] < -0.1  # fewer users open an app paying nothing
+    assert model["double scan XP", "scans"] > 0.1
+    assert model["no feedback XP", "feedback"] < -0.2
+    assert all(r.model_share == 0 and r.persona_days == 3 * 3 for r in rows)
+    assert usage["calls"] == 0
+    table = markdown(rows)
+    assert table.count("\n| ") == len(rows) and "Same direction in" in table

@@ -83,7 +83,7 @@ def model_effects(
     """The behavioural model's effect of ``change`` on the personas' twins: two arms of
     ``users`` each, the same users and draws (common random numbers), ``days`` days."""
     scenario = load_scenario("default")
-    personas = _distinct(config)
+    personas = config.chosen()
     spec = twins_preset(personas, config.base, 2 * users, "calibration twins")
     population = scenario.model(spec, 2, seed, 2 * users, twins=True)
     knobs = scenario.knobs.array(economies(change))
@@ -147,13 +147,6 @@ def calibrate(
         decided = sum(e.source == "model" for e in acted) / max(len(acted), 1)
         rows += [Row(name, b, model[b], effects[b], per_arm, decided) for b in BEHAVIOURS]
     return rows, usage
-
-
-def _distinct(config: PersonaUsersConfig) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for p in config.personas():
-        seen.setdefault(p.id, p)
-    return list(seen.values())
 
 
 def markdown(rows: Sequence[Row]) -> str:

@@ -91,8 +91,8 @@ class PersonaUsersConfig(BaseModel):
         config.personas()  # a bad file or unknown id fails here, before any work
         return config
 
-    def personas(self) -> list[Persona]:
-        """The personas of the users of one arm, in user order."""
+    def chosen(self) -> list[Persona]:
+        """The personas these users are made from, each once, in order."""
         everyone = load_personas(resolve_persona_file(self.file), base=self.base)
         by_id = {p.id: p for p in everyone}
         unknown = [i for i in self.ids or () if i not in by_id]
@@ -101,7 +101,12 @@ class PersonaUsersConfig(BaseModel):
                 f"persona_users.ids: unknown persona(s) {unknown} in {self.file}; "
                 f"known: {', '.join(by_id)}"
             )
-        chosen = [by_id[i] for i in self.ids] if self.ids else everyone
+        return [by_id[i] for i in dict.fromkeys(self.ids)] if self.ids else everyone
+
+    def personas(self) -> list[Persona]:
+        """The personas of the users of one arm, in user order (cycling through
+        :meth:`chosen`)."""
+        chosen = self.chosen()
         return [chosen[j % len(chosen)] for j in range(self.per_arm)]
 
     def calls(self, n_arms: int, days: int) -> int:
