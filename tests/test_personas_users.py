@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from server_support import serve
+from test_live import stream_until
 
 from agents.random_agent import RandomAgent
 from arena_rl.core.events import DecisionMade, PersonaActed
@@ -290,3 +292,14 @@ def test_the_calibration_table_sets_persona_users_beside_the_behavioural_model()
     assert usage["calls"] == 0
     table = markdown(rows)
     assert table.count("\n| ") == len(rows) and "Same direction in" in table
+
+
+def test_the_served_experiment_has_persona_users_on_its_live_page() -> None:
+    with serve(persona_users=unreachable(per_arm=2)) as served:
+        served.advance(2)
+        wanted = 1 + 2 * 3 + 2 * 3 * 2  # run, a day per arm and day, a persona per user and day
+        messages = list(stream_until(served.url + "/live/stream", wanted))
+    personas = [m for m in messages if m["type"] == "persona"]
+    assert {m["arm"] for m in personas} == {"Control", "Alpha", "Beta"}
+    assert {m["day"] for m in personas} == {0, 1}
+    assert all(m["source"] == "twin" and m["reason"] for m in personas)

@@ -62,6 +62,13 @@ class LLMSettings(BaseModel):
         settings.price_table()  # an unreadable price table fails here too
         return settings
 
+    def with_model(self, model: str | None) -> LLMSettings:
+        """These settings with a persona's own model (a hosted backend's model name; the local
+        backend runs its one model for everyone, so it ignores it)."""
+        if not model or self.backend == "local":
+            return self
+        return self.model_copy(update={"model": model})
+
     def make_backend(self) -> Backend:
         return make_backend(
             self.backend,

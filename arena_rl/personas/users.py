@@ -131,15 +131,14 @@ class _User:
     history: list[str] = field(default_factory=list)
 
 
-_CLIENTS: dict[str, LLMClient] = {}
+_CLIENTS: dict[LLMSettings, LLMClient] = {}
 """One client per settings in this process (a local model loads once per process)."""
 
 
 def _client(settings: LLMSettings) -> LLMClient:
-    key = settings.model_dump_json()
-    if key not in _CLIENTS:
-        _CLIENTS[key] = settings.client()
-    return _CLIENTS[key]
+    if settings not in _CLIENTS:
+        _CLIENTS[settings] = settings.client()
+    return _CLIENTS[settings]
 
 
 class PersonaUsers:
@@ -163,7 +162,6 @@ class PersonaUsers:
         self.config, self.scenario, self.arms = config, scenario, tuple(arms)
         personas = config.personas()
         self.budget = Budget(config.llm.budget_usd) if config.llm.budget_usd else None
-        self.client: LLMClient | None = None
         self.usage = Usage()
         self._seeds = np.random.SeedSequence([seed, PERSONA_STREAM])
         distinct = _distinct(personas)
@@ -223,14 +221,12 @@ class PersonaUsers:
             return None, 0, f"stays with its twin after {user.failures} failed days"
         if self.budget is not None and self.budget.exhausted:
             return None, 0, "budget reached"
-        settings = self.config.llm
-        if self.client is None:
-            try:
-                self.client = _client(settings)
-            except BackendError as exc:  # no model to ask (a missing package, server, key)
-                user.failures += 1
-                return None, 0, f"BackendError: {str(exc)[:160]}"
-        client = self.client
+        settings = self.config.llm.with_model(user.persona.model)
+        try:
+            client = _client(settings)
+        except BackendError as exc:  # no model to ask (a missing package, server, key)
+            user.failures += 1
+            return None, 0, f"BackendError: {str(exc)[:160]}"
         client.budget, client.usage = self.budget, Usage()
         messages = [
             {"role": "system", "content": user.persona.system_prompt()},
