@@ -16,14 +16,8 @@ import pytest
 from arena_rl.llm.settings import LLMSettings
 from arena_rl.personas import analysis
 from arena_rl.personas.spec import load_personas
-from arena_rl.personas.study import (
-    Change,
-    StudySpec,
-    main,
-    parse_change,
-    run_studies,
-    run_study,
-)
+from arena_rl.personas.study import Change, StudySpec, parse_change, run_study
+from arena_rl.personas.study_cli import main, run_studies
 
 # ---- the change -----------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run one command; 0 on success, 1 when the file (or preset) has problems."""
     if argv and argv[0] == "study":  # its own parser owns its arguments
-        from arena_rl.personas.study import main as study
+        from arena_rl.personas.study_cli import main as study
 
         return study(argv[1:])
     try:

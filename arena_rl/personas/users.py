@@ -129,6 +129,11 @@ class _User:
     quit: bool = False
     failures: int = 0
     history: list[str] = field(default_factory=list)
+    system: str = ""
+    """Its persona's system prompt (made once)."""
+
+    def __post_init__(self) -> None:
+        self.system = self.persona.system_prompt()
 
 
 _CLIENTS: dict[LLMSettings, LLMClient] = {}
@@ -201,12 +206,15 @@ class PersonaUsers:
         twin_day = twins.user_day(alive_before)
         m = twins.alive.shape[1]
         acted = []
+        # each user's sampling seed for the day, from the day's own stream
+        seeds = np.random.default_rng([*self._seeds.entropy, day]).integers(
+            0, 2**31, (len(arms), len(self.users[0]))
+        )
         for a, (arm, economy) in enumerate(zip(arms, economies, strict=True)):
             for j, user in enumerate(self.users[a]):
                 if user.quit:
                     continue
-                seed = int(np.random.SeedSequence([*self._seeds.entropy, a, j, day])
-                           .generate_state(1)[0])  # fmt: skip
+                seed = int(seeds[a, j])
                 answer, tokens, fault = self._ask(user, day, economy, seed)
                 if answer is None:
                     answer = _twin_answer(twin_day, a * m + user.twin_column)
@@ -229,7 +237,7 @@ class PersonaUsers:
             return None, 0, f"BackendError: {str(exc)[:160]}"
         client.budget, client.usage = self.budget, Usage()
         messages = [
-            {"role": "system", "content": user.persona.system_prompt()},
+            {"role": "system", "content": user.system},
             {"role": "user", "content": self._prompt(user, day, economy)},
         ]
         sampling = settings.sampling(user.persona.temperature, seed)

@@ -163,7 +163,7 @@ def log_tournament_run(
         files.append(path)
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, experiment, _artifact_root(uri))
+    experiment_id = ensure_experiment(client, experiment, artifact_root(uri))
     stamp = int(time.time() * 1000)
     run_dir = str(out_dir.resolve())
     parent_tags = {**tags, RUN_DIR_TAG: run_dir, STATUS_REASON_TAG: reason}
@@ -263,7 +263,7 @@ def _new_params(client: MlflowClient, run_id: str, params: list[Param]) -> list[
     return [p for p in params if p.key not in held]
 
 
-def _artifact_root(uri: str) -> str | None:
+def artifact_root(uri: str) -> str | None:
     """Artifacts beside a local SQLite store (``<its folder>/mlruns``), not in whatever
     directory the command ran from; None lets MLflow choose (servers, other stores)."""
     if not uri.startswith("sqlite:///"):
@@ -408,7 +408,7 @@ def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     """The experiment's id, creating it (tagged as a model-development experiment), or
     restoring it if it was deleted."""
     found = client.get_experiment_by_name(name)
@@ -595,7 +595,7 @@ def log_replay(
     the estimates as ``ope.json``; tagged with the run it replays. Returns the run id."""
     uri = config["tracking"]["uri"] or default_tracking_uri()
     client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, config["tracking"]["experiment"], _artifact_root(uri))
+    experiment_id = ensure_experiment(client, config["tracking"]["experiment"], artifact_root(uri))
     run = client.create_run(
         experiment_id,
         run_name=f"replay {config['policy']} on {Path(str(replay_of)).name}",
