@@ -248,7 +248,6 @@ def test_the_budget_cap_stops_model_calls_and_the_run_goes_on(tmp_path: Path) ->
 
 
 @pytest.mark.llm
-@pytest.mark.ray
 @pytest.mark.slow
 def test_a_tournament_with_persona_users_logs_them_to_mlflow(tmp_path: Path) -> None:
     """As a user types it: the cost estimate before any call, the persona block under the
@@ -257,7 +256,7 @@ def test_a_tournament_with_persona_users_logs_them_to_mlflow(tmp_path: Path) -> 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     command = [
         sys.executable, "scripts/tournament.py", "+agents=[random]", "tournament.n_tournaments=1",
-        "tournament.days=3", "population.n_users=400", "progress=false", "ray.num_workers=1",
+        "tournament.days=3", "population.n_users=400", "progress=false", "ray.num_workers=0",
         "+persona_users.per_arm=1", "+persona_users.ids=[maya]", f"tracking.uri={uri}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
