@@ -32,24 +32,24 @@ class LLMSettings(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = None
     response_format: Literal["json_schema", "json_object"] = "json_schema"
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = Field(default=0.7, ge=0, le=2)
     """Default sampling temperature (a persona may override it)."""
-    max_tokens: int = Field(128, ge=1)
+    max_tokens: int = Field(default=128, ge=1)
     seed: int = 0
     cache: bool = True
     cache_path: str | None = None
     prices: str | None = None
     """A price table file; None: the shipped ``conf/llm_prices.yaml``."""
-    budget_usd: float | None = Field(None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0)
     """The most the run may spend (per tournament for persona users); None: no cap."""
-    max_calls_per_minute: float | None = Field(None, gt=0)
-    max_tokens_per_minute: float | None = Field(None, gt=0)
-    max_retries: int = Field(3, ge=0)
-    backoff_s: float = Field(1.0, ge=0)
-    timeout_s: float = Field(30.0, gt=0)
+    max_calls_per_minute: float | None = Field(default=None, gt=0)
+    max_tokens_per_minute: float | None = Field(default=None, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
     """Per request to a hosted backend."""
-    n_ctx: int = Field(2048, ge=256)
-    n_threads: int | None = Field(None, ge=1)
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None, where: str) -> LLMSettings:

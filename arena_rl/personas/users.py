@@ -39,17 +39,20 @@ and the models' sampling seeds), so adding persona users changes no other draw."
 MAX_COUNT = 30
 """The most scans or feedback a persona may report for a day (the app's caps are lower)."""
 
+CHOICES = ("use the app", "skip today", "quit for good")
+"""What a persona user does with the app on a day: one choice (a tiny model asked two yes/no
+questions, open and quit, answers yes to both far too often)."""
+
 DAY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "reason": {"type": "string", "maxLength": 100},
-        "open_app": {"type": "boolean"},
+        "today": {"enum": list(CHOICES)},
         "scans": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
         "feedback": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
         "reports": {"type": "integer", "minimum": 0, "maximum": 5},
-        "quit": {"type": "boolean"},
     },
-    "required": ["reason", "open_app", "scans", "feedback", "reports", "quit"],
+    "required": ["reason", "today", "scans", "feedback", "reports"],
     "additionalProperties": False,
 }
 """What a persona user answers for a day (forced by the local backend's grammar)."""
@@ -66,14 +69,14 @@ class PersonaUsersConfig(BaseModel):
 
     file: str = "default"
     """A persona file: a name in ``conf/personas/`` or a path."""
-    per_arm: int = Field(5, ge=1, le=100)
+    per_arm: int = Field(default=5, ge=1, le=100)
     ids: tuple[str, ...] | None = None
     """Which personas, in order (users cycle through them); None: the file's, in order."""
     base: str = "default"
     """The population preset the personas' twins start from."""
-    history_days: int = Field(5, ge=0, le=28)
+    history_days: int = Field(default=5, ge=0, le=28)
     """Past days each persona is shown."""
-    max_failures: int = Field(3, ge=1)
+    max_failures: int = Field(default=3, ge=1)
     """Failed days in a row after which a persona stays with its twin."""
     llm: LLMSettings = LLMSettings()
 
@@ -168,6 +171,7 @@ class PersonaUsers:
         personas = config.personas()
         self.budget = Budget(config.llm.budget_usd) if config.llm.budget_usd else None
         self.usage = Usage()
+        self._seed = seed
         self._seeds = np.random.SeedSequence([seed, PERSONA_STREAM])
         distinct = _distinct(personas)
         self.twins = self._twin_population(personas, len(self.arms))
@@ -207,7 +211,7 @@ class PersonaUsers:
         m = twins.alive.shape[1]
         acted = []
         # each user's sampling seed for the day, from the day's own stream
-        seeds = np.random.default_rng([*self._seeds.entropy, day]).integers(
+        seeds = np.random.default_rng([self._seed, PERSONA_STREAM, day]).integers(
             0, 2**31, (len(arms), len(self.users[0]))
         )
         for a, (arm, economy) in enumerate(zip(arms, economies, strict=True)):
@@ -265,8 +269,8 @@ class PersonaUsers:
             f"an issue report, and {e['streakBonusPerDay']:g} XP a day per streak day (at most "
             f"{e['streakBonusCap']:g}). Your streak: {user.streak} days. Your XP: {user.xp:g}. "
             f"Your last days: {history}.\nWhat do you do today, and why? Say why in your own "
-            "words, then whether you open the app, how many scans, feedback and issue reports "
-            "you make, and whether you quit the app for good."
+            "words, then choose: use the app, skip today, or quit for good; and how many scans, "
+            "feedback and issue reports you make."
         )
 
     def _live(
@@ -359,11 +363,10 @@ def _parse(text: str) -> dict[str, Any]:
         raise ValueError(f"not JSON: {text[:80]!r}") from exc
     if not isinstance(data, dict) or set(DAY_SCHEMA["required"]) - set(data):
         raise ValueError(f"missing fields in {text[:80]!r}")
-    out: dict[str, Any] = {"reason": str(data["reason"])}
-    for key in ("open_app", "quit"):
-        if not isinstance(data[key], bool):
-            raise ValueError(f"{key} must be true or false, got {data[key]!r}")
-        out[key] = data[key]
+    if data["today"] not in CHOICES:
+        raise ValueError(f"today must be one of {CHOICES}, got {data['today']!r}")
+    out: dict[str, Any] = {"reason": str(data["reason"]), "open_app": data["today"] == CHOICES[0],
+                           "quit": data["today"] == CHOICES[2]}  # fmt: skip
     for key, top in (("scans", MAX_COUNT), ("feedback", MAX_COUNT), ("reports", 5)):
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
