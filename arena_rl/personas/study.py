@@ -211,11 +211,8 @@ class StudySpec:
         return len(self.personas) * (self.turns + 1)
 
     def settings_for(self, persona: Persona) -> LLMSettings:
-        """The study's settings, with the persona's own model where it names one (a local
-        model is a file, not a name: there the persona's model is not used)."""
-        if persona.model and self.llm.backend != "local":
-            return self.llm.model_copy(update={"model": persona.model})
-        return self.llm
+        """The study's settings, with the persona's own model where it names one."""
+        return self.llm.with_model(persona.model)
 
     def worst_case_usd(self) -> float:
         """The most the study can cost, before any call (NaN when a model has no price)."""

@@ -57,6 +57,11 @@ DAY_SCHEMA: dict[str, Any] = {
 }
 """What a persona user answers for a day (forced by the local backend's grammar)."""
 
+DAY_PROMPT_CHARS = 900
+"""An upper bound on the day's prompt without its history (what the app shows, the question)."""
+HISTORY_CHARS_PER_DAY = 80
+"""An upper bound on one past day's line in the prompt."""
+
 SUMMARY_KEYS = ("users", "days", "model_days", "twin_days", "faults", "opened_days", "scans",
                 "feedback", "reports", "quits", "xp")  # fmt: skip
 """Per-arm totals of persona users' days (:meth:`PersonaUsers.summary`)."""
@@ -118,7 +123,8 @@ class PersonaUsersConfig(BaseModel):
 
     def estimate_usd(self, n_arms: int, days: int) -> float:
         """The most one experiment can spend, before any call (NaN: the model is unpriced)."""
-        prompt = max(len(p.system_prompt()) for p in self.personas()) + 900 + 80 * self.history_days
+        system = max(len(p.system_prompt()) for p in self.personas())
+        prompt = system + DAY_PROMPT_CHARS + HISTORY_CHARS_PER_DAY * self.history_days
         return self.llm.estimate_usd(self.calls(n_arms, days), prompt)
 
 
@@ -222,7 +228,7 @@ class PersonaUsers:
                 answer, tokens, fault = self._ask(user, day, economy, seed)
                 if answer is None:
                     answer = _twin_answer(twin_day, a * m + user.twin_column)
-                acted.append(self._live(a, arm, day, user, economy, answer, tokens, fault))
+                acted.append(self._apply(a, arm, day, user, economy, answer, tokens, fault))
         return acted
 
     def _ask(
@@ -273,7 +279,7 @@ class PersonaUsers:
             "feedback and issue reports you make."
         )
 
-    def _live(
+    def _apply(
         self,
         a: int,
         arm: str,
