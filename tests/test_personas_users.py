@@ -98,6 +98,8 @@ def test_a_failing_model_hands_each_day_to_the_twin_and_counts_the_fault() -> No
     totals = result.personas["random"]
     assert totals["twin_days"] == totals["days"] and totals["model_days"] == 0
     assert totals["faults"] == 3 * 2  # two failed days for each of the three users
+    assert totals["metric_XP_VELOCITY"] == pytest.approx(totals["xp"] / (3 * SMALL["days"]))
+    assert 0 <= totals["metric_RETENTION_RATE"] <= 1 and totals["metric_STREAK_LENGTH"] >= 0
     assert result.personas["usage"]["calls"] == 0
 
 

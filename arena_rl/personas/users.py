@@ -137,6 +137,8 @@ class _User:
     xp: float = 0.0
     quit: bool = False
     failures: int = 0
+    last_opened: int = -100
+    """The last day it opened the app."""
     history: list[str] = field(default_factory=list)
     system: str = ""
     """Its persona's system prompt (made once)."""
@@ -193,6 +195,8 @@ class PersonaUsers:
                 seen[p.id] = seen.get(p.id, 0) + 1
                 row.append(_User(p, f"{p.id}#{seen[p.id]}", int(next(taken[index[p.id]]))))
             self.users.append(row)
+        self.days = 0
+        """Days lived so far."""
         self.totals = [dict.fromkeys(SUMMARY_KEYS, 0.0) for _ in self.arms]
         for t in self.totals:
             t["users"] = float(len(personas))
@@ -211,6 +215,7 @@ class PersonaUsers:
     ) -> list[PersonaActed]:
         """Every persona user's day ``day`` under its arm's economy (the twins live it too)."""
         twins = self.twins
+        self.days = day + 1
         alive_before = twins.alive.copy()
         twins.step(self.scenario.knobs.array(economies))
         twin_day = twins.user_day(alive_before)
@@ -296,6 +301,8 @@ class PersonaUsers:
         feedback = min(int(answer["feedback"]), scans)
         reports = int(answer["reports"]) if opened else 0
         user.streak = user.streak + 1 if opened else 0
+        if opened:
+            user.last_opened = day
         xp = xp_for_day(economy, scans, feedback, reports, user.streak)
         user.xp += xp
         user.quit = bool(answer["quit"])
@@ -322,8 +329,24 @@ class PersonaUsers:
         )  # fmt: skip
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per arm, the persona users' totals (:data:`SUMMARY_KEYS`)."""
-        return {arm: dict(t) for arm, t in zip(self.arms, self.totals, strict=True)}
+        """Per arm, the persona users' totals (:data:`SUMMARY_KEYS`) and the live platform's
+        metrics that their days define, as ``metric_<NAME>``: SCAN_FREQUENCY (scans per day
+        the app was opened, over the run), XP_VELOCITY (XP per user and day), RETENTION_RATE
+        (the share who opened it in the last seven days) and STREAK_LENGTH (the mean streak at
+        the end). Missions and feedback quality are the population's alone."""
+        out = {}
+        for arm, users, t in zip(self.arms, self.users, self.totals, strict=True):
+            n, days = len(users), self.days
+            out[arm] = {
+                **t,
+                "metric_SCAN_FREQUENCY": t["scans"] / t["opened_days"]
+                if t["opened_days"]
+                else math.nan,
+                "metric_XP_VELOCITY": t["xp"] / (n * days) if days else math.nan,
+                "metric_RETENTION_RATE": sum(u.last_opened > days - 8 for u in users) / n,
+                "metric_STREAK_LENGTH": sum(u.streak for u in users) / n,
+            }
+        return out
 
     def usage_dict(self) -> dict[str, float]:
         """Model calls, cache hits, tokens, latency, cost and budget refusals of the run."""

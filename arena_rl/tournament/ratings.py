@@ -207,13 +207,15 @@ def format_usage(results: Sequence[TournamentResult]) -> str:
 
 
 def persona_totals(results: Sequence[TournamentResult], arm: str) -> dict[str, float]:
-    """An arm's persona-user totals summed over tournaments (``"usage"``: their model use);
-    empty without persona users."""
-    totals: dict[str, float] = {}
+    """An arm's persona-user totals summed over tournaments, their metrics (``metric_*``)
+    averaged (``arm="usage"``: their model use); empty without persona users."""
+    sums: dict[str, list[float]] = {}
     for r in results:
         for key, value in r.personas.get(arm, {}).items():
-            totals[key] = totals.get(key, 0.0) + value
-    return totals
+            sums.setdefault(key, []).append(value)
+    return {
+        k: float(np.mean(v)) if k.startswith("metric_") else math.fsum(v) for k, v in sums.items()
+    }
 
 
 def format_personas(results: Sequence[TournamentResult]) -> str:
