@@ -296,12 +296,30 @@ def test_the_calibration_table_sets_persona_users_beside_the_behavioural_model()
     assert table.count("\n| ") == len(rows) and "Same direction in" in table
 
 
-def test_the_served_experiment_has_persona_users_on_its_live_page() -> None:
-    with serve(persona_users=unreachable(per_arm=2)) as served:
+def test_the_served_experiment_has_persona_users_on_its_page_and_in_mlflow(
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with serve(
+        persona_users=unreachable(per_arm=2),
+        tracking_enabled=True,
+        tracking_uri=uri,
+        tracking_out_dir=tmp_path,
+    ) as served:
         served.advance(2)
         wanted = 1 + 2 * 3 + 2 * 3 * 2  # run, a day per arm and day, a persona per user and day
         messages = list(stream_until(served.url + "/live/stream", wanted))
+        run_id = served.admin("log")["runId"]
     personas = [m for m in messages if m["type"] == "persona"]
     assert {m["arm"] for m in personas} == {"Control", "Alpha", "Beta"}
     assert {m["day"] for m in personas} == {0, 1}
     assert all(m["source"] == "twin" and m["reason"] for m in personas)
+    client = MlflowClient(uri)
+    children = client.search_runs(
+        [client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    days = {c.info.run_name: c.data.metrics["persona/days"] for c in children}
+    assert days == {"Alpha": 4, "Beta": 4, CONTROL_ARM: 4} or all(
+        1 <= d <= 4
+        for d in days.values()  # a twin may quit on day 0
+    )

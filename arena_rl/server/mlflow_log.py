@@ -19,6 +19,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from arena_rl.core.experiment import CONTROL_ARM
+from arena_rl.personas.users import PersonaUsers
 from arena_rl.server.state import ServedExperiment
 from arena_rl.tournament import ratings, tracking
 from arena_rl.tournament.play import TournamentResult
@@ -52,9 +53,19 @@ def served_result(exp: ServedExperiment) -> tuple[TournamentResult, dict[str, An
         history={name_of[v]: h for v, h in snap["history"].items()},
         daily_value={name_of[v]: x for v, x in snap["daily_value"].items()},
         audit=audit,
+        personas=_personas(exp, name_of),
     )
     decisions = {exp.variants[v].name: log for v, log in snap["decisions"].items()}
     return result, decisions
+
+
+def _personas(exp: ServedExperiment, name_of: dict[str, str]) -> dict[str, dict[str, float]]:
+    """The persona users' totals by variant name, and their model use (empty without them)."""
+    actors = exp.core.actors
+    if not isinstance(actors, PersonaUsers):
+        return {}
+    totals = {name_of[arm]: t for arm, t in actors.summary().items()}
+    return {**totals, "usage": actors.usage_dict()}
 
 
 def log_served(
