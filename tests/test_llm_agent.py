@@ -4,14 +4,8 @@ OpenAI-compatible server (llama-cpp-python's) on localhost."""
 from __future__ import annotations
 
 import platform
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -152,41 +146,6 @@ def test_model_is_loaded_once_per_process_and_shared(tmp_path: Path) -> None:
         loaded.append(dict(backends._MODELS))
     assert len(loaded[0]) == len(loaded[1])  # the second agent loaded nothing new
     assert all(loaded[0][k] is loaded[1][k] for k in loaded[0])  # it used the same model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on a free localhost port, serving the same
-    GGUF file as the local backend."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path())]
-    command += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--n_ctx", "2048", "--n_threads", "2"]
-    with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would stall the server
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.slow

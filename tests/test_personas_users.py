@@ -323,3 +323,23 @@ def test_the_served_experiment_has_persona_users_on_its_page_and_in_mlflow(
         1 <= d <= 4
         for d in days.values()  # a twin may quit on day 0
     )
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_persona_users_on_a_hosted_style_backend(llama_server: str, tmp_path: Path) -> None:
+    """The OpenAI-compatible path, against a real server on this machine (llama-cpp-python's,
+    serving the same model): the same persona days, costed as unknown (no price listed)."""
+    llm = {"backend": "openai", "model": "smollm2", "base_url": llama_server,
+           "response_format": "json_object", "cache_path": str(tmp_path / "c.sqlite")}  # fmt: skip
+    config = PersonaUsersConfig.parse({"per_arm": 1, "ids": ["maya"], "llm": llm})
+    watched = Collect()
+    result = run_experiment(
+        {"random": RandomAgent()}, seed=2, persona_users=config, subscribers=[watched],
+        n_users=400, days=3,
+    )  # fmt: skip
+    acted = [e for e in watched.events if isinstance(e, PersonaActed)]
+    usage = result.personas["usage"]
+    assert usage["calls"] == len(acted) > 0 and usage["prompt_tokens"] > 100
+    assert any(e.source == "model" for e in acted), [e.fault for e in acted]
+    assert math.isnan(usage["cost_usd"])  # "smollm2" has no price: unknown, not free
