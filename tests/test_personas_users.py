@@ -209,7 +209,7 @@ def test_persona_users_on_the_local_model_decide_and_a_rerun_is_free(tmp_path: P
         watched = Collect()
         result = run_experiment(
             {"random": RandomAgent()}, seed=3, persona_users=config, subscribers=[watched],
-            n_users=400, days=4,
+            n_users=400, days=3,
         )  # fmt: skip
         return result, [e for e in watched.events if isinstance(e, PersonaActed)]
 
